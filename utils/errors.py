@@ -1,0 +1,20 @@
+"""User-facing errors: anything a user can cause ends as one clear line, not a traceback."""
+import sys
+from contextlib import contextmanager
+
+
+class UserError(Exception):
+    """A problem with the user's input (file, flag, data). The message is shown as-is."""
+
+
+@contextmanager
+def user_errors_exit(prog: str):
+    """Turn UserError (and KeyboardInterrupt) into a one-line message and exit code."""
+    try:
+        yield
+    except UserError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,292 @@
+"""Pure-PyTorch rasterizer implementing docs/RASTERIZER.md (CPU or GPU).
+
+Design: instead of tiles, the backend lists (pixel, Gaussian) pairs. Candidates come from each
+Gaussian's footprint box, the alpha/support test filters them, a stable sort by pixel (pairs are
+generated in depth order) groups them front to back, and segmented float64 prefix sums give the
+transmittance. Compositing has a hand-written backward (`_Composite`) so that the per-pixel
+absolute gradient (AbsGS/FastGS) comes out of the same pass; the per-Gaussian preprocessing
+(projection, EWA covariance, SH) stays in autograd.
+"""
+import math
+from typing import Optional
+
+import torch
+
+from gaussian_renderer.settings import RasterOutput, RasterSettings
+from utils.sh_utils import eval_sh
+
+ALPHA_MIN = 1.0 / 255.0
+ALPHA_MAX = 0.99
+T_MIN = 1e-4
+NEAR_Z = 0.2
+# Candidate pairs evaluated per chunk: bounds peak memory for large footprints.
+CHUNK_PAIRS = 1 << 22
+
+
+def quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
+    """(M,4) w,x,y,z (already normalised) -> (M,3,3)."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], -1).reshape(-1, 3, 3)
+
+
+def _cov3d(scales, rotations, cov3D_precomp, modifier):
+    if cov3D_precomp is not None:
+        c = cov3D_precomp
+        return torch.stack([c[:, 0], c[:, 1], c[:, 2], c[:, 1], c[:, 3], c[:, 4],
+                            c[:, 2], c[:, 4], c[:, 5]], -1).reshape(-1, 3, 3)
+    m = quat_to_rotmat(rotations) * (modifier * scales)[:, None, :]
+    return m @ m.transpose(1, 2)
+
+
+def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scales, rotations,
+                cov3D_precomp):
+    """Project the Gaussians in front of the near plane. Returns a dict over the M candidates."""
+    H, W = s.image_height, s.image_width
+    view, proj = s.viewmatrix, s.projmatrix
+    with torch.no_grad():
+        z_all = means3D @ view[:3, 2] + view[3, 2]
+        idx = torch.nonzero(z_all > NEAR_Z).squeeze(1)
+    p = means3D[idx]
+    p_view = p @ view[:3, :3] + view[3, :3]
+    p_hom = p @ proj[:3, :] + proj[3, :]
+    p_w = 1.0 / (p_hom[:, 3] + 1e-7)
+    u = ((p_hom[:, 0] * p_w + 1.0) * W - 1.0) * 0.5
+    v = ((p_hom[:, 1] * p_w + 1.0) * H - 1.0) * 0.5
+
+    sigma = _cov3d(scales[idx] if scales is not None else None,
+                   rotations[idx] if rotations is not None else None,
+                   cov3D_precomp[idx] if cov3D_precomp is not None else None, s.scale_modifier)
+    fx = W / (2.0 * s.tanfovx)
+    fy = H / (2.0 * s.tanfovy)
+    tz = p_view[:, 2]
+    limx, limy = 1.3 * s.tanfovx, 1.3 * s.tanfovy
+    tx = torch.clamp(p_view[:, 0] / tz, -limx, limx) * tz
+    ty = torch.clamp(p_view[:, 1] / tz, -limy, limy) * tz
+    zero = torch.zeros_like(tz)
+    J = torch.stack([fx / tz, zero, -fx * tx / (tz * tz),
+                     zero, fy / tz, -fy * ty / (tz * tz)], -1).reshape(-1, 2, 3)
+    T = J @ view[:3, :3].T  # view[:3,:3] is the transposed world->view rotation
+    cov2d = T @ sigma @ T.transpose(1, 2)
+    a = cov2d[:, 0, 0] + 0.3
+    b = cov2d[:, 0, 1]
+    c = cov2d[:, 1, 1] + 0.3
+    det = a * c - b * b
+    ok = (det > 0).detach()
+    det_safe = torch.where(ok, det, torch.ones_like(det))
+    conic = torch.stack([c / det_safe, -b / det_safe, a / det_safe], -1)
+
+    opac = opacities[idx, 0]
+    if colors_precomp is not None:
+        color = colors_precomp[idx]
+    else:
+        dirs = p - s.campos
+        dirs = dirs / dirs.norm(dim=1, keepdim=True)
+        color = torch.clamp_min(eval_sh(s.sh_degree, shs[idx].transpose(1, 2), dirs) + 0.5, 0.0)
+
+    with torch.no_grad():
+        mid = 0.5 * (a + c)
+        lam = mid + torch.sqrt(torch.clamp_min(mid * mid - det, 0.1))
+        radius = torch.ceil(3.0 * torch.sqrt(lam))
+        o = opac.detach()
+        t = min(s.mult, 1.0) * 2.0 * torch.log(torch.clamp_min(o * 255.0, 1e-30))
+        ok = ok & (o > ALPHA_MIN)
+        t = torch.where(ok, t, torch.zeros_like(t))
+        ex, ey = torch.sqrt(t * a), torch.sqrt(t * c)
+        x0 = torch.clamp_min(torch.ceil(u - ex), 0)
+        x1 = torch.clamp_max(torch.floor(u + ex), W - 1)
+        y0 = torch.clamp_min(torch.ceil(v - ey), 0)
+        y1 = torch.clamp_max(torch.floor(v + ey), H - 1)
+        ok = ok & (x1 >= x0) & (y1 >= y0) & torch.isfinite(u) & torch.isfinite(v)
+    return dict(idx=idx, u=u, v=v, conic=conic, opac=opac, color=color, depth=tz, ok=ok,
+                radius=radius, box=(x0, x1, y0, y1))
+
+
+@torch.no_grad()
+def _pairs(pre, s: RasterSettings):
+    """(pixel, Gaussian) pairs passing support and alpha tests, grouped per pixel in depth order.
+
+    Returns pixel ids (int64), Gaussian ids into the preprocessed set, alpha (clamped) per pair.
+    """
+    H, W = s.image_height, s.image_width
+    dev = pre["u"].device
+    order = torch.nonzero(pre["ok"]).squeeze(1)
+    # Depth order; ties broken by index because argsort is stable.
+    order = order[torch.sort(pre["depth"][order].detach(), stable=True).indices]
+    x0, x1, y0, y1 = (b[order].long() for b in pre["box"])
+    bw = x1 - x0 + 1
+    counts = bw * (y1 - y0 + 1)
+    u, v = pre["u"].detach()[order], pre["v"].detach()[order]
+    conic = pre["conic"].detach()[order]
+    o = pre["opac"].detach()[order]
+    q_max = s.mult * 2.0 * torch.log(torch.clamp_min(o * 255.0, 1e-30))
+
+    ends = torch.cumsum(counts, 0)
+    pix_l, gid_l, alpha_l = [], [], []
+    start_g = 0
+    n = order.numel()
+    while start_g < n:
+        # Take Gaussians until the chunk holds CHUNK_PAIRS candidates (at least one Gaussian).
+        base = ends[start_g - 1] if start_g > 0 else ends.new_zeros(())
+        end_g = int(torch.searchsorted(ends, base + CHUNK_PAIRS, right=True))
+        end_g = max(end_g, start_g + 1)
+        sl = slice(start_g, end_g)
+        cnt = counts[sl]
+        total = int(cnt.sum())
+        start_g = end_g
+        if total == 0:
+            continue
+        local_g = torch.repeat_interleave(torch.arange(sl.start, sl.stop, device=dev), cnt,
+                                          output_size=total)
+        first = torch.repeat_interleave(ends[sl] - cnt - base, cnt, output_size=total)
+        k = torch.arange(total, device=dev) - first
+        w_g = bw[local_g]
+        px = x0[local_g] + k % w_g
+        py = y0[local_g] + k // w_g
+        dx = u[local_g] - px
+        dy = v[local_g] - py
+        cg = conic[local_g]
+        q = cg[:, 0] * dx * dx + 2.0 * cg[:, 1] * dx * dy + cg[:, 2] * dy * dy
+        alpha = torch.clamp_max(o[local_g] * torch.exp(-0.5 * q), ALPHA_MAX)
+        keep = (q >= 0) & (q <= q_max[local_g]) & (alpha >= ALPHA_MIN)
+        pix_l.append((py * W + px)[keep])
+        gid_l.append(order[local_g[keep]])
+        alpha_l.append(alpha[keep])
+    if not pix_l:
+        e = torch.zeros(0, dtype=torch.long, device=dev)
+        return e, e, torch.zeros(0, device=dev)
+    pix = torch.cat(pix_l)
+    gid = torch.cat(gid_l)
+    alpha = torch.cat(alpha_l)
+    # Stable sort by pixel keeps the depth order inside each pixel.
+    key = pix.to(torch.int32) if H * W < 2 ** 31 else pix
+    perm = torch.sort(key, stable=True).indices
+    return pix[perm], gid[perm], alpha[perm]
+
+
+def _segment_ids(pix: torch.Tensor, n_pix: int):
+    """Start index of each pair's pixel segment (pairs sorted by pixel)."""
+    counts = torch.bincount(pix, minlength=n_pix)
+    ends = torch.cumsum(counts, 0)
+    return (ends - counts)[pix], ends[pix] - 1
+
+
+class _Composite(torch.autograd.Function):
+    """Front-to-back blending of sorted pairs, with the exact backward of docs/RASTERIZER.md."""
+
+    @staticmethod
+    def forward(ctx, u, v, conic, opac, color, depth, viewspace, pix, gid, alpha, bg, H, W,
+                vis_idx):
+        n_pix = H * W
+        seg_start, _ = _segment_ids(pix, n_pix)
+        la = torch.log1p(-alpha.double())
+        cs = torch.cumsum(la, 0)
+        excl = cs - la
+        log_t_excl = excl - excl[seg_start]
+        keep = (log_t_excl + la) >= math.log(T_MIN)
+        # Early termination is a prefix per pixel, so dropping the rest keeps segments intact.
+        pix, gid, alpha = pix[keep], gid[keep], alpha[keep]
+        T = torch.exp(log_t_excl[keep]).to(alpha.dtype)
+        w = alpha * T
+        log_t_final = torch.zeros(n_pix, dtype=torch.float64, device=u.device)
+        log_t_final.index_add_(0, pix, la[keep])
+        t_final = torch.exp(log_t_final).to(alpha.dtype)
+
+        vals = torch.cat([color[gid], depth[gid, None]], 1) * w[:, None]
+        acc = torch.zeros(n_pix, 4, dtype=alpha.dtype, device=u.device)
+        acc.index_add_(0, pix, vals)
+        img = acc[:, :3] + t_final[:, None] * bg[None, :]
+        out_color = img.T.reshape(3, H, W)
+        out_depth = acc[:, 3].reshape(1, H, W)
+        out_alpha = (1.0 - t_final).reshape(1, H, W)
+
+        ctx.save_for_backward(u, v, conic, opac, color, depth, pix, gid, alpha, T, t_final, bg,
+                              vis_idx)
+        ctx.shape = (H, W, viewspace.shape[0])
+        ctx.mark_non_differentiable(pix, gid)
+        return out_color, out_depth, out_alpha, pix, gid
+
+    @staticmethod
+    def backward(ctx, g_color, g_depth, g_alpha, _gp, _gg):
+        u, v, conic, opac, color, depth, pix, gid, alpha, T, t_final, bg, vis_idx = \
+            ctx.saved_tensors
+        H, W, N = ctx.shape
+        n_pix = H * W
+        M = u.shape[0]
+        dt = alpha.dtype
+        zeros = lambda *shape: torch.zeros(*shape, dtype=dt, device=u.device)  # noqa: E731
+        gC = g_color.reshape(3, n_pix).T if g_color is not None else zeros(n_pix, 3)
+        gD = g_depth.reshape(n_pix) if g_depth is not None else zeros(n_pix)
+        gA = g_alpha.reshape(n_pix) if g_alpha is not None else zeros(n_pix)
+
+        c_p, z_p = color[gid], depth[gid]
+        gC_p, gD_p = gC[pix], gD[pix]
+        w = alpha * T
+        val = (c_p * gC_p).sum(1) + z_p * gD_p
+        # Suffix sums of w*val after each pair inside its pixel (float64 for stability).
+        wv = (w * val).double()
+        cs = torch.cumsum(wv, 0)
+        _, seg_end = _segment_ids(pix, n_pix)
+        suffix = (cs[seg_end] - cs).to(dt)
+        tf_p = t_final[pix]
+        tail = suffix + tf_p * ((gC_p * bg[None, :]).sum(1) - gA[pix])
+        g_alpha_pair = T * val - tail / (1.0 - alpha)
+
+        # alpha = min(0.99, o * G), G = exp(power)
+        dx = u[gid] - (pix % W).to(dt)
+        dy = v[gid] - torch.div(pix, W, rounding_mode="floor").to(dt)
+        cg = conic[gid]
+        o_p = opac[gid]
+        G = torch.exp(-0.5 * (cg[:, 0] * dx * dx + 2.0 * cg[:, 1] * dx * dy + cg[:, 2] * dy * dy))
+        unclamped = (o_p * G) < ALPHA_MAX
+        g_a = torch.where(unclamped, g_alpha_pair, torch.zeros_like(g_alpha_pair))
+        g_power = g_a * o_p * G
+        g_u = -g_power * (cg[:, 0] * dx + cg[:, 1] * dy)
+        g_v = -g_power * (cg[:, 2] * dy + cg[:, 1] * dx)
+        per_pair = torch.stack([
+            g_u, g_v, g_u.abs(), g_v.abs(),
+            -0.5 * g_power * dx * dx, -g_power * dx * dy, -0.5 * g_power * dy * dy,
+            g_a * G, w * gD_p,
+        ], 1)
+        per_pair = torch.cat([per_pair, w[:, None] * gC_p], 1)
+        acc = torch.zeros(M, 12, dtype=dt, device=u.device)
+        acc.index_add_(0, gid, per_pair)
+
+        g_viewspace = torch.zeros(N, 4, dtype=dt, device=u.device)
+        scale = torch.tensor([0.5 * W, 0.5 * H, 0.5 * W, 0.5 * H], dtype=dt, device=u.device)
+        g_viewspace[vis_idx] = acc[:, 0:4] * scale
+        return (acc[:, 0], acc[:, 1], acc[:, 4:7], acc[:, 7], acc[:, 9:12], acc[:, 8],
+                g_viewspace, None, None, None, None, None, None, None)
+
+
+def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
+              colors_precomp=None, scales=None, rotations=None, cov3D_precomp=None,
+              metric_map: Optional[torch.Tensor] = None) -> RasterOutput:
+    s = settings
+    H, W = s.image_height, s.image_width
+    N = means3D.shape[0]
+    dev = means3D.device
+    if (shs is None) == (colors_precomp is None):
+        raise ValueError("pass exactly one of shs / colors_precomp")
+    if cov3D_precomp is None and (scales is None or rotations is None):
+        raise ValueError("pass scales and rotations, or cov3D_precomp")
+    pre = _preprocess(s, means3D, opacities, shs, colors_precomp, scales, rotations,
+                      cov3D_precomp)
+    pix, gid, alpha = _pairs(pre, s)
+    bg = s.bg.to(device=dev, dtype=means3D.dtype)
+    color, depth, alpha_img, pix_k, gid_k = _Composite.apply(
+        pre["u"], pre["v"], pre["conic"], pre["opac"], pre["color"], pre["depth"], means2D,
+        pix, gid, alpha, bg, H, W, pre["idx"])
+
+    radii = torch.zeros(N, dtype=torch.int32, device=dev)
+    ok = pre["ok"]
+    radii[pre["idx"][ok]] = pre["radius"][ok].to(torch.int32)
+    counts = torch.zeros(N, dtype=torch.int32, device=dev)
+    if metric_map is not None and pix_k.numel():
+        hit = metric_map.reshape(-1).to(torch.bool)[pix_k]
+        per = torch.bincount(gid_k[hit], minlength=pre["u"].shape[0]).to(torch.int32)
+        counts[pre["idx"]] = per
+    return RasterOutput(color, depth, alpha_img, radii, counts)

@@ -1,0 +1,178 @@
+"""Command-line parameter groups, one per concern, in the reference codebase's style.
+
+Each attribute of a group becomes a flag (`foo_bar` -> `--foo_bar`); a leading underscore adds
+the short form from its first letter (`_source_path` -> `-s/--source_path`). `extract(args)`
+returns a plain namespace with the group's values.
+"""
+import ast
+import os
+import sys
+from argparse import ArgumentParser, Namespace
+
+from utils.errors import UserError
+
+
+class GroupParams:
+    pass
+
+
+class ParamGroup:
+    def __init__(self, parser: ArgumentParser, name: str, fill_none: bool = False):
+        group = parser.add_argument_group(name)
+        for key, value in vars(self).items():
+            shorthand = key.startswith("_")
+            key = key.lstrip("_")
+            flags = [f"--{key}"] + ([f"-{key[0]}"] if shorthand else [])
+            default = None if fill_none else value
+            help_text = self._help().get(key)
+            if isinstance(value, bool):
+                group.add_argument(*flags, default=default, action="store_true", help=help_text)
+            elif value is None:
+                group.add_argument(*flags, default=default, type=str, help=help_text)
+            elif isinstance(value, (list, tuple)):
+                group.add_argument(*flags, default=default, nargs="+", type=type(value[0]),
+                                   help=help_text)
+            else:
+                group.add_argument(*flags, default=default, type=type(value), help=help_text)
+
+    def _help(self) -> dict:
+        return {}
+
+    def extract(self, args) -> GroupParams:
+        out = GroupParams()
+        for key in vars(self):
+            name = key.lstrip("_")
+            setattr(out, name, getattr(args, name))
+        return out
+
+
+class ModelParams(ParamGroup):
+    def __init__(self, parser, sentinel=False):
+        self.sh_degree = 3
+        self._source_path = ""
+        self._model_path = ""
+        self._images = "images"
+        self._resolution = -1
+        self._white_background = False
+        self.data_device = "auto"
+        self.device = "auto"
+        self.eval = False
+        self.llffhold = 8
+        self.random_init = 0
+        self.seed = 0
+        super().__init__(parser, "Loading Parameters", sentinel)
+
+    def _help(self):
+        return {
+            "source_path": "scene folder (COLMAP sparse/ or Blender transforms_*.json)",
+            "model_path": "output folder (default: output/<random>)",
+            "images": "image folder inside the scene, e.g. images_2",
+            "resolution": "1, 2, 4, 8 divide the image size; another value is a target width; "
+                          "-1 caps the width at 1600",
+            "device": "cuda, cpu or auto (CUDA when available)",
+            "data_device": "where training images live (auto = --device)",
+            "random_init": "start from N random points in the cameras' view volume instead of "
+                           "the SfM points (0 = use SfM points)",
+            "seed": "seeds Python, NumPy and torch",
+        }
+
+    def extract(self, args):
+        g = super().extract(args)
+        g.source_path = os.path.abspath(g.source_path) if g.source_path else ""
+        return g
+
+
+class PipelineParams(ParamGroup):
+    def __init__(self, parser):
+        self.convert_SHs_python = False
+        self.compute_cov3D_python = False
+        self.debug = False
+        self.backend = "auto"
+        self.mult = 1.0
+        super().__init__(parser, "Pipeline Parameters")
+
+    def _help(self):
+        return {"backend": "rasterizer: auto (CUDA extension when installed and on CUDA), "
+                           "cuda or torch",
+                "mult": "FastGS compact footprint factor (1.0 = full footprint)"}
+
+
+class OptimizationParams(ParamGroup):
+    def __init__(self, parser):
+        self.iterations = 30_000
+        self.position_lr_init = 0.00016
+        self.position_lr_final = 0.0000016
+        self.position_lr_delay_mult = 0.01
+        self.position_lr_max_steps = 30_000
+        self.feature_lr = 0.0025
+        self.opacity_lr = 0.025
+        self.scaling_lr = 0.005
+        self.rotation_lr = 0.001
+        self.lambda_dssim = 0.2
+        self.random_background = False
+        super().__init__(parser, "Optimization Parameters")
+
+
+class DensificationParams(ParamGroup):
+    def __init__(self, parser):
+        self.strategy = "3dgs"
+        self.percent_dense = 0.01
+        self.densification_interval = 100
+        self.opacity_reset_interval = 3000
+        self.densify_from_iter = 500
+        self.densify_until_iter = 15_000
+        self.densify_grad_threshold = 0.0002
+        self.min_opacity = 0.005
+        self.max_gaussians = 0
+        super().__init__(parser, "Densification Parameters")
+
+    def _help(self):
+        return {"strategy": "densification strategy: 3dgs",
+                "max_gaussians": "hard cap on the number of Gaussians (0 = no cap)"}
+
+
+STRATEGIES = ("3dgs",)
+
+
+def check_args(args):
+    """Reject bad flag combinations with one line naming the flag."""
+    if getattr(args, "strategy", "3dgs") not in STRATEGIES:
+        raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {args.strategy!r}")
+    if getattr(args, "backend", "auto") not in ("auto", "cuda", "torch"):
+        raise UserError(f"--backend must be auto, cuda or torch, got {args.backend!r}")
+    if getattr(args, "iterations", 1) < 1:
+        raise UserError("--iterations must be at least 1")
+    if getattr(args, "random_init", 0) < 0:
+        raise UserError("--random_init must be >= 0")
+    res = getattr(args, "resolution", -1)
+    if res == 0 or res < -1:
+        raise UserError("--resolution must be 1, 2, 4, 8, a target width, or -1")
+    if getattr(args, "mult", 1.0) <= 0:
+        raise UserError("--mult must be > 0")
+
+
+def read_cfg_args(model_path: str) -> dict:
+    """Parse `<model>/cfg_args` (a `Namespace(...)` line) without eval."""
+    path = os.path.join(model_path, "cfg_args")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+        if not isinstance(call, ast.Call):
+            raise ValueError
+        return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+    except (SyntaxError, ValueError) as e:
+        raise UserError(f"{path} is not a valid cfg_args file") from e
+
+
+def get_combined_args(parser: ArgumentParser) -> Namespace:
+    """Command line over the training run's cfg_args (as the reference render.py does)."""
+    cmd = parser.parse_args(sys.argv[1:])
+    merged = read_cfg_args(cmd.model_path) if cmd.model_path else {}
+    for k, v in vars(cmd).items():
+        if v is not None:
+            merged[k] = v
+    return Namespace(**merged)

@@ -1,0 +1,46 @@
+"""Checkpoints: parameters, optimizer, strategy state, iteration, sampler and RNG states."""
+import os
+
+import torch
+
+from utils.errors import UserError
+from utils.general_utils import get_rng_state, set_rng_state
+from utils.io_utils import atomic_torch_save
+
+FORMAT = "gs-checkpoint-v1"
+
+
+def checkpoint_path(model_path: str, iteration: int) -> str:
+    return os.path.join(model_path, f"chkpnt{iteration}.pth")
+
+
+def save_checkpoint(path: str, iteration: int, gaussians, strategy, sampler) -> str:
+    atomic_torch_save({
+        "format": FORMAT,
+        "iteration": iteration,
+        "model": gaussians.capture(),
+        "strategy": strategy.state_dict(),
+        "sampler": sampler.state_dict(),
+        "rng": get_rng_state(),
+    }, path)
+    return path
+
+
+def load_checkpoint(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise UserError(f"--start_checkpoint {path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated or not ours
+        raise UserError(f"--start_checkpoint {path}: not a readable checkpoint ({type(e).__name__})") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"--start_checkpoint {path}: not a checkpoint written by this train.py")
+    return ckpt
+
+
+def restore_checkpoint(ckpt: dict, gaussians, strategy, sampler, opt, device):
+    gaussians.restore(ckpt["model"], opt)
+    strategy.load_state_dict(ckpt["strategy"], device=device)
+    sampler.load_state_dict(ckpt["sampler"])
+    set_rng_state(ckpt["rng"])
+    return int(ckpt["iteration"])

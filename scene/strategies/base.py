@@ -1,0 +1,67 @@
+"""Strategy base class: hooks, state, checkpointing, the Gaussian cap."""
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class Strategy:
+    """Base for densification strategies.
+
+    cameras_extent: scene radius used for the world-size tests.
+    max_gaussians: hard cap on the number of Gaussians (0 = none); densification never
+        exceeds it, the highest-scoring candidates win.
+    total_iterations: length of the run (0 = unknown); lets schedules avoid its very end.
+    """
+    cameras_extent: float = 1.0
+    max_gaussians: int = 0
+    total_iterations: int = 0
+    state: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_args(cls, args, **overrides):
+        names = {f.name for f in fields(cls)} - {"state"}
+        values = {n: getattr(args, n) for n in names if hasattr(args, n)}
+        values.update(overrides)
+        return cls(**values)
+
+    # -- hooks --------------------------------------------------------------------------
+    def initialize_state(self, model) -> dict:
+        self.state = {}
+        return self.state
+
+    def step_pre_backward(self, iteration: int, model, render_pkg: dict, camera=None):
+        """Called after render, before loss.backward()."""
+
+    def step_post_backward(self, iteration: int, model, render_pkg: dict, camera=None,
+                           context: Optional[dict] = None):
+        """Called after loss.backward(), before optimizer.step()."""
+
+    # -- checkpointing ------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in self.state.items()}
+
+    def load_state_dict(self, state: dict, device=None):
+        self.state = {k: (v.to(device) if torch.is_tensor(v) and device is not None else v)
+                      for k, v in state.items()}
+
+    # -- helpers ------------------------------------------------------------------------
+    def budget(self, model) -> Optional[int]:
+        """How many Gaussians may still be added (None = unlimited)."""
+        if not self.max_gaussians:
+            return None
+        return max(self.max_gaussians - model.num_points, 0)
+
+    @staticmethod
+    def top_k_mask(mask: torch.Tensor, score: torch.Tensor, k: Optional[int]) -> torch.Tensor:
+        """Keep at most k True entries of `mask`, those with the highest `score`."""
+        if k is None or int(mask.sum()) <= k:
+            return mask
+        out = torch.zeros_like(mask)
+        if k <= 0:
+            return out
+        idx = torch.nonzero(mask).squeeze(1)
+        best = idx[torch.topk(score[idx], k).indices]
+        out[best] = True
+        return out

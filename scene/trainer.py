@@ -1,0 +1,187 @@
+"""The training loop shared by train.py and edit.py."""
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import torch
+from tqdm import tqdm
+
+from gaussian_renderer import backend_name, render
+from scene import Scene
+from scene.checkpoint import checkpoint_path, load_checkpoint, restore_checkpoint, save_checkpoint
+from scene.gaussian_model import GaussianModel
+from scene.sampler import CameraSampler
+from scene.strategies import make_strategy
+from scene.training_log import TrainingLog
+from utils.errors import UserError
+from utils.general_utils import set_seed
+from utils.image_utils import psnr
+from utils.loss_utils import l1_loss, ssim
+
+
+def resolve_device(name: str) -> torch.device:
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine")
+    return dev
+
+
+class TrainingDiverged(UserError):
+    pass
+
+
+def photometric_loss(image, gt, lambda_dssim: float):
+    l1 = l1_loss(image, gt)
+    ssim_val = ssim(image, gt)
+    return (1.0 - lambda_dssim) * l1 + lambda_dssim * (1.0 - ssim_val), l1, ssim_val
+
+
+@dataclass
+class TrainConfig:
+    test_iterations: List[int] = field(default_factory=list)
+    save_iterations: List[int] = field(default_factory=list)
+    checkpoint_iterations: List[int] = field(default_factory=list)
+    start_checkpoint: Optional[str] = None
+    quiet: bool = False
+
+
+class Trainer:
+    """Builds scene, model and strategy, then runs the loop of DESIGN.md."""
+
+    def __init__(self, dataset, opt, pipe, dens, cfg: TrainConfig, tb_writer=None):
+        self.dataset, self.opt, self.pipe, self.dens, self.cfg = dataset, opt, pipe, dens, cfg
+        self.device = resolve_device(dataset.device)
+        if dataset.data_device in (None, "", "auto"):
+            dataset.data_device = str(self.device)
+        set_seed(dataset.seed)
+        self.gaussians = GaussianModel(dataset.sh_degree, device=self.device)
+        self.scene = Scene(dataset, self.gaussians)
+        self.gaussians.training_setup(opt)
+        self.strategy = make_strategy(dens.strategy, dens, self.scene.cameras_extent,
+                                      dataset.white_background, opt.iterations)
+        self.strategy.initialize_state(self.gaussians)
+        self.sampler = CameraSampler(len(self.scene.getTrainCameras()), dataset.seed)
+        self.first_iter = 1
+        if cfg.start_checkpoint:
+            ckpt = load_checkpoint(cfg.start_checkpoint)
+            self.first_iter = restore_checkpoint(ckpt, self.gaussians, self.strategy,
+                                                 self.sampler, opt, self.device) + 1
+        bg = [1.0, 1.0, 1.0] if dataset.white_background else [0.0, 0.0, 0.0]
+        self.background = torch.tensor(bg, dtype=torch.float32, device=self.device)
+        self.log = TrainingLog(dataset.model_path)
+        self.tb = tb_writer
+        self.last_checkpoint = None
+        self.phase_of: Callable[[int], str] = lambda it: ""
+        self.hooks: List[Callable] = []  # called as hook(trainer, iteration) after each step
+
+    # ------------------------------------------------------------------------------------
+    def train(self):
+        opt, cfg = self.opt, self.cfg
+        g = self.gaussians
+        cams = self.scene.getTrainCameras()
+        if not cfg.quiet:
+            print(f"Training {len(cams)} views ({len(self.scene.getTestCameras())} test) on "
+                  f"{self.device}, backend {backend_name(self.pipe.backend, self.device)}, "
+                  f"{g.num_points} initial Gaussians, strategy {self.dens.strategy}")
+        t_start = time.perf_counter()
+        ema = 0.0
+        bar = tqdm(range(self.first_iter, opt.iterations + 1), desc="Training",
+                   disable=cfg.quiet, initial=self.first_iter - 1, total=opt.iterations,
+                   dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
+        for iteration in bar:
+            g.update_learning_rate(iteration)
+            if iteration % 1000 == 0:
+                g.oneupSHdegree()
+            cam = cams[self.sampler.next()]
+            bg = torch.rand(3, device=self.device) if opt.random_background else self.background
+            pkg = render(cam, g, self.pipe, bg)
+            gt = cam.original_image.to(self.device)
+            loss, l1, ssim_val = photometric_loss(pkg["render"], gt, opt.lambda_dssim)
+            self.strategy.step_pre_backward(iteration, g, pkg, cam)
+            loss.backward()
+            loss_v = float(loss.detach())
+            if not math.isfinite(loss_v):
+                self.log.flush()
+                last = self.last_checkpoint or cfg.start_checkpoint or "none"
+                raise TrainingDiverged(
+                    f"training diverged at iteration {iteration} (loss is {loss_v}); "
+                    f"last good checkpoint: {last}")
+            with torch.no_grad():
+                self.strategy.step_post_backward(iteration, g, pkg, cam)
+                g.optimizer.step()
+                g.optimizer.zero_grad(set_to_none=True)
+            ema = loss_v if iteration == self.first_iter else 0.4 * loss_v + 0.6 * ema
+            elapsed = time.perf_counter() - t_start
+            self.log.add(iteration=iteration, loss=f"{loss_v:.6f}", l1=f"{float(l1):.6f}",
+                         ssim=f"{float(ssim_val):.6f}", gaussians=g.num_points,
+                         elapsed_s=f"{elapsed:.2f}", phase=self.phase_of(iteration))
+            if iteration % 10 == 0:
+                bar.set_postfix(loss=f"{ema:.5f}", gaussians=g.num_points)
+            if self.tb is not None:
+                self.tb.add_scalar("train_loss_patches/l1_loss", float(l1), iteration)
+                self.tb.add_scalar("train_loss_patches/total_loss", loss_v, iteration)
+                self.tb.add_scalar("total_points", g.num_points, iteration)
+            for hook in self.hooks:
+                hook(self, iteration)
+            if iteration in cfg.test_iterations:
+                res = self.evaluate(iteration)
+                if "test" in res:
+                    self.log.set_last(psnr=f"{res['test']['psnr']:.4f}")
+            if iteration in cfg.save_iterations:
+                if not cfg.quiet:
+                    tqdm.write(f"[ITER {iteration}] Saving Gaussians")
+                self.scene.save(iteration)
+            if iteration in cfg.checkpoint_iterations:
+                self.log.flush()
+                self.last_checkpoint = save_checkpoint(
+                    checkpoint_path(self.dataset.model_path, iteration), iteration, g,
+                    self.strategy, self.sampler)
+                if not cfg.quiet:
+                    tqdm.write(f"[ITER {iteration}] Saved checkpoint {self.last_checkpoint}")
+        bar.close()
+        self.log.flush()
+        return time.perf_counter() - t_start
+
+    @torch.no_grad()
+    def evaluate(self, iteration: int) -> dict:
+        """Mean L1/PSNR on the test views and on a few training views (as the reference)."""
+        train = self.scene.getTrainCameras()
+        sets = {"test": self.scene.getTestCameras(),
+                "train": [train[i % len(train)] for i in range(5, 30, 5)]}
+        out = {}
+        for name, cams in sets.items():
+            if not cams:
+                continue
+            l1s, psnrs = [], []
+            for cam in cams:
+                img = torch.clamp(render(cam, self.gaussians, self.pipe, self.background)["render"], 0, 1)
+                gt = cam.original_image.to(self.device)
+                l1s.append(float(l1_loss(img, gt)))
+                psnrs.append(float(psnr(img, gt).mean()))
+            out[name] = {"l1": sum(l1s) / len(l1s), "psnr": sum(psnrs) / len(psnrs)}
+            if not self.cfg.quiet:
+                tqdm.write(f"[ITER {iteration}] Evaluating {name}: L1 {out[name]['l1']:.6f} "
+                           f"PSNR {out[name]['psnr']:.4f}")
+            if self.tb is not None:
+                self.tb.add_scalar(f"{name}/loss_viewpoint - psnr", out[name]["psnr"], iteration)
+        return out
+
+
+def open_tensorboard(model_path: str, quiet: bool):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:
+        if not quiet:
+            print("Tensorboard not available: not logging progress")
+        return None
+    return SummaryWriter(model_path)
+
+
+def default_model_path() -> str:
+    import uuid
+    return os.path.join("output", uuid.uuid4().hex[:10])

@@ -1,0 +1,53 @@
+"""Train 3D Gaussians on a capture: python train.py -s <scene> -m <out> [--eval] [...]"""
+import os
+import sys
+from argparse import ArgumentParser, Namespace
+
+from arguments import (DensificationParams, ModelParams, OptimizationParams, PipelineParams,
+                       check_args)
+from utils.errors import user_errors_exit
+from utils.io_utils import atomic_write_text, ensure_writable_dir
+
+
+def build_parser():
+    parser = ArgumentParser(description="Train 3D Gaussian Splatting")
+    groups = (ModelParams(parser), OptimizationParams(parser), PipelineParams(parser),
+              DensificationParams(parser))
+    parser.add_argument("--test_iterations", nargs="+", type=int, default=[7_000, 30_000])
+    parser.add_argument("--save_iterations", nargs="+", type=int, default=[7_000, 30_000])
+    parser.add_argument("--checkpoint_iterations", nargs="+", type=int, default=[])
+    parser.add_argument("--start_checkpoint", type=str, default=None)
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--no_tensorboard", action="store_true",
+                        help="do not log to TensorBoard even when it is installed")
+    return parser, groups
+
+
+def main(argv=None):
+    parser, (lp, op, pp, dp) = build_parser()
+    args = parser.parse_args(argv)
+    args.save_iterations = sorted(set(args.save_iterations) | {args.iterations})
+    with user_errors_exit("train.py"):
+        check_args(args)
+        from scene.trainer import (Trainer, TrainConfig, default_model_path, open_tensorboard)
+        if not args.model_path:
+            args.model_path = default_model_path()
+        ensure_writable_dir(args.model_path)
+        if not args.quiet:
+            print(f"Output folder: {args.model_path}")
+        atomic_write_text(os.path.join(args.model_path, "cfg_args"), str(Namespace(**vars(args))))
+        tb = None if args.no_tensorboard else open_tensorboard(args.model_path, args.quiet)
+        cfg = TrainConfig(test_iterations=args.test_iterations,
+                          save_iterations=args.save_iterations,
+                          checkpoint_iterations=args.checkpoint_iterations,
+                          start_checkpoint=args.start_checkpoint, quiet=args.quiet)
+        trainer = Trainer(lp.extract(args), op.extract(args), pp.extract(args),
+                          dp.extract(args), cfg, tb)
+        seconds = trainer.train()
+        if not args.quiet:
+            print(f"\nTraining complete in {seconds:.1f} s: {trainer.gaussians.num_points} "
+                  f"Gaussians, saved to {args.model_path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from utils.errors import UserError, user_errors_exit
@@ -81,8 +81,10 @@ def read_image(path: str) -> torch.Tensor:
                 arr = np.repeat(arr[..., None], 3, axis=2)
             else:
                 arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, ValueError) as e:  # PIL.UnidentifiedImageError is an OSError
-        raise UserError(f"cannot read image {path}: {e}") from e
+    except UnidentifiedImageError as e:
+        raise UserError(f"cannot read image {path}: not a valid image file") from e
+    except (OSError, ValueError) as e:  # truncated file, permissions, odd PNG mode
+        raise UserError(f"cannot read image {path}: {getattr(e, 'strerror', None) or e}") from e
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
@@ -93,8 +95,9 @@ def evaluate_method(method_dir: str, lpips_fn=None, device="cpu", progress: bool
     per_view = {"SSIM": {}, "PSNR": {}}
     if lpips_fn is not None:
         per_view["LPIPS"] = {}
-    with torch.no_grad():
-        for name in tqdm(names, desc="Metric evaluation progress", disable=not progress):
+    # The context manager closes the bar on errors too, so a user error starts on a new line.
+    with torch.no_grad(), tqdm(names, desc="Metric evaluation progress", disable=not progress) as bar:
+        for name in bar:
             r_path = os.path.join(method_dir, "renders", name)
             g_path = os.path.join(method_dir, "gt", name)
             render, gt = read_image(r_path), read_image(g_path)
@@ -189,7 +192,7 @@ def main(argv=None):
             from utils.lpips_utils import try_load_lpips
             lpips_fn, reason = try_load_lpips("vgg", device, normalize=args.lpips_normalize)
             if lpips_fn is None:
-                print(f"{PROG}: LPIPS unavailable ({reason}); reporting PSNR and SSIM only", flush=True)
+                print(f"{PROG}: LPIPS unavailable, reporting PSNR and SSIM only: {reason}", flush=True)
 
         for model_path in args.model_paths:
             print(f"Scene: {model_path}")

@@ -12,11 +12,12 @@ from typing import Optional
 
 import torch
 
+from gaussian_renderer import pair_kernels as pk
 from gaussian_renderer.settings import RasterOutput, RasterSettings
 from utils.sh_utils import eval_sh
 
-ALPHA_MIN = 1.0 / 255.0
-ALPHA_MAX = 0.99
+ALPHA_MIN = pk.ALPHA_MIN
+ALPHA_MAX = pk.ALPHA_MAX
 T_MIN = 1e-4
 NEAR_Z = 0.2
 # Candidate pairs evaluated per chunk: bounds peak memory for large footprints.
@@ -114,15 +115,16 @@ def _pairs(pre, s: RasterSettings):
     H, W = s.image_height, s.image_width
     dev = pre["u"].device
     order = torch.nonzero(pre["ok"]).squeeze(1)
-    # Depth order; ties broken by index because argsort is stable.
+    # Depth order; ties broken by index because the sort is stable.
     order = order[torch.sort(pre["depth"][order].detach(), stable=True).indices]
-    x0, x1, y0, y1 = (b[order].long() for b in pre["box"])
+    x0, x1, y0, y1 = (b[order] for b in pre["box"])
     bw = x1 - x0 + 1
-    counts = bw * (y1 - y0 + 1)
-    u, v = pre["u"].detach()[order], pre["v"].detach()[order]
-    conic = pre["conic"].detach()[order]
+    counts = (bw * (y1 - y0 + 1)).long()
     o = pre["opac"].detach()[order]
     q_max = s.mult * 2.0 * torch.log(torch.clamp_min(o * 255.0, 1e-30))
+    conic = pre["conic"].detach()[order]
+    tab = torch.stack([x0, bw, y0, pre["u"].detach()[order], pre["v"].detach()[order],
+                       conic[:, 0], conic[:, 1], conic[:, 2], o, q_max], 1).contiguous()
 
     ends = torch.cumsum(counts, 0)
     pix_l, gid_l, alpha_l = [], [], []
@@ -133,28 +135,20 @@ def _pairs(pre, s: RasterSettings):
         base = ends[start_g - 1] if start_g > 0 else ends.new_zeros(())
         end_g = int(torch.searchsorted(ends, base + CHUNK_PAIRS, right=True))
         end_g = max(end_g, start_g + 1)
-        sl = slice(start_g, end_g)
-        cnt = counts[sl]
+        cnt = counts[start_g:end_g]
         total = int(cnt.sum())
+        rows = torch.arange(start_g, end_g, device=dev)
+        first = ends[start_g:end_g] - cnt - base
         start_g = end_g
         if total == 0:
             continue
-        local_g = torch.repeat_interleave(torch.arange(sl.start, sl.stop, device=dev), cnt,
-                                          output_size=total)
-        first = torch.repeat_interleave(ends[sl] - cnt - base, cnt, output_size=total)
-        k = torch.arange(total, device=dev) - first
-        w_g = bw[local_g]
-        px = x0[local_g] + k % w_g
-        py = y0[local_g] + k // w_g
-        dx = u[local_g] - px
-        dy = v[local_g] - py
-        cg = conic[local_g]
-        q = cg[:, 0] * dx * dx + 2.0 * cg[:, 1] * dx * dy + cg[:, 2] * dy * dy
-        alpha = torch.clamp_max(o[local_g] * torch.exp(-0.5 * q), ALPHA_MAX)
-        keep = (q >= 0) & (q <= q_max[local_g]) & (alpha >= ALPHA_MIN)
-        pix_l.append((py * W + px)[keep])
-        gid_l.append(order[local_g[keep]])
-        alpha_l.append(alpha[keep])
+        local_g = torch.repeat_interleave(rows, cnt, output_size=total)
+        k = torch.arange(total, device=dev) - torch.repeat_interleave(first, cnt, output_size=total)
+        pix, alpha, keep = pk.eval_candidates(local_g, k, tab, W)
+        sel = torch.nonzero(keep).squeeze(1)
+        pix_l.append(pix[sel])
+        gid_l.append(order[local_g[sel]])
+        alpha_l.append(alpha[sel])
     if not pix_l:
         e = torch.zeros(0, dtype=torch.long, device=dev)
         return e, e, torch.zeros(0, device=dev)
@@ -168,7 +162,7 @@ def _pairs(pre, s: RasterSettings):
 
 
 def _segment_ids(pix: torch.Tensor, n_pix: int):
-    """Start index of each pair's pixel segment (pairs sorted by pixel)."""
+    """Start and end index of each pair's pixel segment (pairs sorted by pixel)."""
     counts = torch.bincount(pix, minlength=n_pix)
     ends = torch.cumsum(counts, 0)
     return (ends - counts)[pix], ends[pix] - 1
@@ -184,20 +178,17 @@ class _Composite(torch.autograd.Function):
         seg_start, _ = _segment_ids(pix, n_pix)
         la = torch.log1p(-alpha.double())
         cs = torch.cumsum(la, 0)
-        excl = cs - la
-        log_t_excl = excl - excl[seg_start]
-        keep = (log_t_excl + la) >= math.log(T_MIN)
+        T, keep = pk.transmittance(la, cs, seg_start, math.log(T_MIN))
         # Early termination is a prefix per pixel, so dropping the rest keeps segments intact.
-        pix, gid, alpha = pix[keep], gid[keep], alpha[keep]
-        T = torch.exp(log_t_excl[keep]).to(alpha.dtype)
+        sel = torch.nonzero(keep).squeeze(1)
+        pix, gid, alpha, T, la = pix[sel], gid[sel], alpha[sel], T[sel].to(alpha.dtype), la[sel]
         w = alpha * T
         log_t_final = torch.zeros(n_pix, dtype=torch.float64, device=u.device)
-        log_t_final.index_add_(0, pix, la[keep])
+        log_t_final.index_add_(0, pix, la)
         t_final = torch.exp(log_t_final).to(alpha.dtype)
 
-        vals = torch.cat([color[gid], depth[gid, None]], 1) * w[:, None]
         acc = torch.zeros(n_pix, 4, dtype=alpha.dtype, device=u.device)
-        acc.index_add_(0, pix, vals)
+        acc.index_add_(0, pix, pk.blend_values(gid, w, color, depth))
         img = acc[:, :3] + t_final[:, None] * bg[None, :]
         out_color = img.T.reshape(3, H, W)
         out_depth = acc[:, 3].reshape(1, H, W)
@@ -218,40 +209,16 @@ class _Composite(torch.autograd.Function):
         M = u.shape[0]
         dt = alpha.dtype
         zeros = lambda *shape: torch.zeros(*shape, dtype=dt, device=u.device)  # noqa: E731
-        gC = g_color.reshape(3, n_pix).T if g_color is not None else zeros(n_pix, 3)
+        gC = g_color.reshape(3, n_pix).T.contiguous() if g_color is not None else zeros(n_pix, 3)
         gD = g_depth.reshape(n_pix) if g_depth is not None else zeros(n_pix)
         gA = g_alpha.reshape(n_pix) if g_alpha is not None else zeros(n_pix)
 
-        c_p, z_p = color[gid], depth[gid]
-        gC_p, gD_p = gC[pix], gD[pix]
-        w = alpha * T
-        val = (c_p * gC_p).sum(1) + z_p * gD_p
-        # Suffix sums of w*val after each pair inside its pixel (float64 for stability).
-        wv = (w * val).double()
-        cs = torch.cumsum(wv, 0)
+        val, wv = pk.pair_value(gid, pix, alpha * T, color, depth, gC, gD)
+        cs = torch.cumsum(wv, 0)  # float64: suffix sums are differences of this
         _, seg_end = _segment_ids(pix, n_pix)
-        suffix = (cs[seg_end] - cs).to(dt)
-        tf_p = t_final[pix]
-        tail = suffix + tf_p * ((gC_p * bg[None, :]).sum(1) - gA[pix])
-        g_alpha_pair = T * val - tail / (1.0 - alpha)
-
-        # alpha = min(0.99, o * G), G = exp(power)
-        dx = u[gid] - (pix % W).to(dt)
-        dy = v[gid] - torch.div(pix, W, rounding_mode="floor").to(dt)
-        cg = conic[gid]
-        o_p = opac[gid]
-        G = torch.exp(-0.5 * (cg[:, 0] * dx * dx + 2.0 * cg[:, 1] * dx * dy + cg[:, 2] * dy * dy))
-        unclamped = (o_p * G) < ALPHA_MAX
-        g_a = torch.where(unclamped, g_alpha_pair, torch.zeros_like(g_alpha_pair))
-        g_power = g_a * o_p * G
-        g_u = -g_power * (cg[:, 0] * dx + cg[:, 1] * dy)
-        g_v = -g_power * (cg[:, 2] * dy + cg[:, 1] * dx)
-        per_pair = torch.stack([
-            g_u, g_v, g_u.abs(), g_v.abs(),
-            -0.5 * g_power * dx * dx, -g_power * dx * dy, -0.5 * g_power * dy * dy,
-            g_a * G, w * gD_p,
-        ], 1)
-        per_pair = torch.cat([per_pair, w[:, None] * gC_p], 1)
+        tab = torch.cat([u[:, None], v[:, None], conic, opac[:, None]], 1).contiguous()
+        per_pair = pk.pair_grads(gid, pix, alpha, T, val, cs, seg_end, tab, gC, gD, gA,
+                                 t_final, bg, W)
         acc = torch.zeros(M, 12, dtype=dt, device=u.device)
         acc.index_add_(0, gid, per_pair)
 

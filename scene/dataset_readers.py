@@ -13,7 +13,7 @@ from PIL import Image
 from scene.colmap_loader import (detect_model_format, pinhole_intrinsics, qvec2rotmat,
                                  read_model)
 from utils.errors import UserError
-from utils.graphics_utils import focal2fov, fov2focal, getWorld2View2
+from utils.graphics_utils import focal2fov, fov2focal
 
 
 class BasicPointCloud(NamedTuple):
@@ -159,12 +159,13 @@ def readCamerasFromTransforms(path, transformsfile, white_background, extension=
     infos = []
     for idx, frame in enumerate(frames):
         try:
-            file_path = frame["file_path"]
+            file_path = str(frame["file_path"])
             c2w = np.array(frame["transform_matrix"], dtype=np.float64)
-            assert c2w.shape == (4, 4) and np.all(np.isfinite(c2w))
-        except (KeyError, TypeError, ValueError, AssertionError) as e:
-            raise UserError(f"{json_path}: frame {idx} has no valid file_path and 4x4 "
-                            f"transform_matrix") from e
+        except (KeyError, TypeError, ValueError):
+            c2w = None
+        if c2w is None or c2w.shape != (4, 4) or not np.all(np.isfinite(c2w)):
+            raise UserError(f"{json_path}: frame {idx} needs a file_path and a finite 4x4 "
+                            f"transform_matrix")
         if not os.path.splitext(file_path)[1]:
             file_path += extension
         image_path = os.path.normpath(os.path.join(path, file_path))

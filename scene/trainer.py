@@ -106,19 +106,21 @@ class Trainer:
             loss.backward()
             loss_v = float(loss.detach())
             if not math.isfinite(loss_v):
-                self.log.flush()
-                last = self.last_checkpoint or cfg.start_checkpoint or "none"
-                raise TrainingDiverged(
-                    f"training diverged at iteration {iteration} (loss is {loss_v}); "
-                    f"last good checkpoint: {last}")
+                self._diverged(iteration, f"loss is {loss_v}")
             with torch.no_grad():
                 self.strategy.step_post_backward(iteration, g, pkg, cam)
                 g.optimizer.step()
                 g.optimizer.zero_grad(set_to_none=True)
+                # NaN Gaussians are invisible to the renderer, so the loss alone can stay finite.
+                bad = [n for n, t in (("xyz", g._xyz), ("opacity", g._opacity),
+                                      ("scaling", g._scaling), ("rotation", g._rotation),
+                                      ("f_dc", g._features_dc)) if not bool(torch.isfinite(t).all())]
+                if bad:
+                    self._diverged(iteration, f"non-finite {', '.join(bad)}")
             ema = loss_v if iteration == self.first_iter else 0.4 * loss_v + 0.6 * ema
             elapsed = time.perf_counter() - t_start
-            self.log.add(iteration=iteration, loss=f"{loss_v:.6f}", l1=f"{float(l1):.6f}",
-                         ssim=f"{float(ssim_val):.6f}", gaussians=g.num_points,
+            self.log.add(iteration=iteration, loss=f"{loss_v:.6f}", l1=f"{float(l1.detach()):.6f}",
+                         ssim=f"{float(ssim_val.detach()):.6f}", gaussians=g.num_points,
                          elapsed_s=f"{elapsed:.2f}", phase=self.phase_of(iteration))
             if iteration % 10 == 0:
                 bar.set_postfix(loss=f"{ema:.5f}", gaussians=g.num_points)
@@ -146,6 +148,12 @@ class Trainer:
         bar.close()
         self.log.flush()
         return time.perf_counter() - t_start
+
+    def _diverged(self, iteration: int, what: str):
+        self.log.flush()
+        last = self.last_checkpoint or self.cfg.start_checkpoint or "none"
+        raise TrainingDiverged(f"training diverged at iteration {iteration} ({what}); "
+                               f"last good checkpoint: {last}")
 
     @torch.no_grad()
     def evaluate(self, iteration: int) -> dict:

@@ -268,10 +268,40 @@ def test_corrupt_model_in_scene(tmp_path):
         readColmapSceneInfo(str(tmp_path), "images", False)
 
 
-def test_copy_is_independent(tmp_path):
+def test_reader_does_not_write_to_source(tmp_path):
     """Readers never write into the source folder (shared scenes are read-only)."""
     write_scene(str(tmp_path / "s"))
     before = sorted(os.listdir(tmp_path / "s" / "sparse" / "0"))
     readColmapSceneInfo(str(tmp_path / "s"), "images", False)
     assert sorted(os.listdir(tmp_path / "s" / "sparse" / "0")) == before
     shutil.rmtree(tmp_path / "s")
+
+
+# ---------------------------------------------------------------- random initialisation
+
+def _look_at_info(center, target, uid):
+    from scene.dataset_readers import CameraInfo
+    f = (target - center) / np.linalg.norm(target - center)
+    right = np.cross(f, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    Rw2c = np.stack([right, np.cross(f, right), f])
+    return CameraInfo(uid=uid, R=Rw2c.T, T=-Rw2c @ center, FovX=1.0, FovY=0.8, cx=32.0,
+                      cy=24.0, width=64, height=48, image_path="", image_name=str(uid),
+                      is_test=False)
+
+
+@pytest.mark.parametrize("layout", ["ring", "parallel"])
+def test_random_point_cloud_synthetic(layout):
+    from scene.dataset_readers import random_point_cloud, visible_fraction
+    target = np.array([5.0, -3.0, 2.0])  # away from the world origin on purpose
+    if layout == "ring":
+        cams = [_look_at_info(target + 4 * np.array([np.cos(a), np.sin(a), 0.5]), target, i)
+                for i, a in enumerate(np.linspace(0, 2 * np.pi, 12, endpoint=False))]
+    else:  # exactly parallel axes: the convergence point is undefined -> depth fallback
+        cams = [_look_at_info(target + np.array([x, 10.0, 0.0]), target + [x, 0, 0], i)
+                for i, x in enumerate(np.linspace(-1, 1, 6))]
+    pcd = random_point_cloud(cams, 3000, seed=1)
+    assert pcd.points.shape == (3000, 3) and np.all(pcd.normals == 0)
+    assert np.mean(visible_fraction(pcd.points, cams) >= 0.5) > 0.95
+    box = random_point_cloud(cams, 500, seed=1, bounds=(target - 1, target + 1))
+    assert np.all(np.abs(box.points - target) <= 1 + 1e-5)

@@ -95,10 +95,12 @@ def loadCam(args, id, cam_info, resolution_scale, is_test=None):
                   is_test=cam_info.is_test if is_test is None else is_test)
 
 
-def cameraList_from_camInfos(cam_infos, resolution_scale, args, desc="Loading cameras"):
-    return [loadCam(args, i, c, resolution_scale)
-            for i, c in enumerate(tqdm(cam_infos, desc=desc, leave=False,
-                                       disable=len(cam_infos) < 8))]
+def cameraList_from_camInfos(cam_infos, resolution_scale, args, *, desc="Loading cameras"):
+    # The bar shows only on a terminal (disable=None) and only once loading takes > 0.5 s,
+    # so logs and captured stderr keep errors on one line.
+    bar = tqdm(cam_infos, desc=desc, leave=False, delay=0.5,
+               disable=None if len(cam_infos) >= 8 else True)
+    return [loadCam(args, i, c, resolution_scale) for i, c in enumerate(bar)]
 
 
 def camera_to_JSON(id, camera):

@@ -1,0 +1,85 @@
+"""Render a trained model's train/test views: python render.py -m <model> [--iteration N]
+
+Writes <model>/<split>/ours_<N>/{renders,gt}/<index>.png as the reference codebase.
+"""
+import os
+import sys
+from argparse import ArgumentParser
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from arguments import ModelParams, PipelineParams, check_args, get_combined_args
+from utils.errors import UserError, user_errors_exit
+from utils.io_utils import atomic_path
+
+
+def save_png(tensor: torch.Tensor, path: str):
+    arr = (tensor.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+
+
+def render_set(model_path, name, iteration, views, gaussians, pipeline, background, quiet):
+    from gaussian_renderer import render
+    base = os.path.join(model_path, name, f"ours_{iteration}")
+    for sub in ("renders", "gt"):
+        os.makedirs(os.path.join(base, sub), exist_ok=True)
+    for idx, view in enumerate(tqdm(views, desc=f"Rendering {name}", disable=quiet)):
+        img = render(view, gaussians, pipeline, background)["render"]
+        save_png(img, os.path.join(base, "renders", f"{idx:05d}.png"))
+        save_png(view.original_image, os.path.join(base, "gt", f"{idx:05d}.png"))
+
+
+@torch.no_grad()
+def render_sets(dataset, iteration, pipeline, skip_train, skip_test, quiet):
+    from scene import Scene
+    from scene.gaussian_model import GaussianModel
+    from scene.trainer import resolve_device
+    device = resolve_device(dataset.device)
+    if dataset.data_device in (None, "", "auto"):
+        dataset.data_device = str(device)
+    gaussians = GaussianModel(dataset.sh_degree, device=device)
+    scene = Scene(dataset, gaussians, load_iteration=iteration)
+    bg = [1.0, 1.0, 1.0] if dataset.white_background else [0.0, 0.0, 0.0]
+    background = torch.tensor(bg, dtype=torch.float32, device=device)
+    if not skip_train:
+        render_set(dataset.model_path, "train", scene.loaded_iter, scene.getTrainCameras(),
+                   gaussians, pipeline, background, quiet)
+    if not skip_test:
+        if not scene.getTestCameras() and not quiet:
+            print("No test views (train with --eval for a test split)")
+        render_set(dataset.model_path, "test", scene.loaded_iter, scene.getTestCameras(),
+                   gaussians, pipeline, background, quiet)
+
+
+def main(argv=None):
+    parser = ArgumentParser(description="Render a trained model's views")
+    model = ModelParams(parser, sentinel=True)
+    pipeline = PipelineParams(parser)
+    parser.add_argument("--iteration", default=-1, type=int)
+    parser.add_argument("--skip_train", action="store_true")
+    parser.add_argument("--skip_test", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    if argv is not None:
+        sys.argv = [sys.argv[0]] + list(argv)
+    with user_errors_exit("render.py"):
+        args = get_combined_args(parser)
+        if not getattr(args, "model_path", None):
+            raise UserError("-m/--model_path is required")
+        if not os.path.isfile(os.path.join(args.model_path, "cfg_args")):
+            raise UserError(f"{args.model_path} has no cfg_args: not a trained model folder")
+        for k, v in vars(ModelParams(ArgumentParser())).items():
+            if getattr(args, k.lstrip("_"), None) is None:
+                setattr(args, k.lstrip("_"), v)
+        check_args(args)
+        if not args.quiet:
+            print(f"Rendering {args.model_path}")
+        render_sets(model.extract(args), args.iteration, pipeline.extract(args),
+                    args.skip_train, args.skip_test, args.quiet)
+
+
+if __name__ == "__main__":
+    main()

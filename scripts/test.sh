@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Fresh machine -> test results: install into .venv, then run the whole pytest suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+exec .venv/bin/python -m pytest -q "$@"

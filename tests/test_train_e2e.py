@@ -1,0 +1,127 @@
+"""End to end on a procedurally generated scene: train, resume, render, metrics, bad input."""
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+
+
+def run(args, cwd=REPO):
+    return subprocess.run([PY] + args, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def demo_scene(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scene") / "demo"
+    r = run(["scripts/make_demo_scene.py", "--out", str(out), "--views", "10", "--width", "64",
+             "--height", "48"])
+    assert r.returncode == 0, r.stderr
+    return str(out)
+
+
+TRAIN_FLAGS = ["--eval", "--llffhold", "5", "--densify_from_iter", "10",
+               "--densification_interval", "10", "--densify_until_iter", "35",
+               "--opacity_reset_interval", "25", "--quiet", "--no_tensorboard"]
+
+
+def train_inprocess(argv):
+    import train
+    train.main(argv)
+
+
+def test_train_layout_log_and_render_metrics(demo_scene, tmp_path):
+    m = str(tmp_path / "model")
+    r = run(["train.py", "-s", demo_scene, "-m", m, "--iterations", "40",
+             "--test_iterations", "40", "--save_iterations", "20", *TRAIN_FLAGS])
+    assert r.returncode == 0, r.stderr
+    for f in ("cfg_args", "cameras.json", "input.ply", "training_log.csv",
+              "point_cloud/iteration_20/point_cloud.ply", "point_cloud/iteration_40/point_cloud.ply"):
+        assert os.path.isfile(os.path.join(m, f)), f
+    rows = list(csv.DictReader(open(os.path.join(m, "training_log.csv"))))
+    assert [int(r["iteration"]) for r in rows] == list(range(1, 41))
+    assert rows[-1]["psnr"] != "" and float(rows[-1]["psnr"]) > 5
+    losses = [float(r["loss"]) for r in rows]
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+    assert int(rows[-1]["gaussians"]) != int(rows[0]["gaussians"])  # densification ran
+
+    r = run(["render.py", "-m", m, "--quiet"])
+    assert r.returncode == 0, r.stderr
+    assert len(os.listdir(os.path.join(m, "test", "ours_40", "renders"))) == 2
+    assert len(os.listdir(os.path.join(m, "train", "ours_40", "gt"))) == 8
+    r = run(["metrics.py", "-m", m])
+    assert r.returncode == 0, r.stderr
+    assert "PSNR" in open(os.path.join(m, "results.json")).read()
+
+
+def _params(model_dir, it):
+    from scene.ply_io import read_gaussian_ply
+    return read_gaussian_ply(os.path.join(model_dir, "point_cloud", f"iteration_{it}",
+                                          "point_cloud.ply"))
+
+
+def test_resume_from_checkpoint_is_bit_identical(demo_scene, tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    common = ["-s", demo_scene, "--iterations", "40", "--test_iterations", "99",
+              "--save_iterations", "40", *TRAIN_FLAGS]
+    train_inprocess(["-m", a, "--checkpoint_iterations", "15", *common])
+    ckpt = os.path.join(a, "chkpnt15.pth")
+    assert os.path.isfile(ckpt)
+    train_inprocess(["-m", b, "--start_checkpoint", ckpt, *common])
+    pa, pb = _params(a, 40), _params(b, 40)
+    assert pa["xyz"].shape == pb["xyz"].shape
+    for k in ("xyz", "features_dc", "features_rest", "opacity", "scaling", "rotation"):
+        assert np.array_equal(pa[k], pb[k]), k
+
+
+def test_divergence_stops_with_iteration_and_checkpoint(demo_scene, tmp_path):
+    from argparse import Namespace
+    import train
+    from scene.trainer import TrainingDiverged
+    m = str(tmp_path / "nan")
+    parser, (lp, op, pp, dp) = train.build_parser()
+    args = parser.parse_args(["-s", demo_scene, "-m", m, "--iterations", "30",
+                              "--checkpoint_iterations", "10", *TRAIN_FLAGS])
+    os.makedirs(m)
+    open(os.path.join(m, "cfg_args"), "w").write(str(Namespace(**vars(args))))
+    from scene.trainer import Trainer, TrainConfig
+    t = Trainer(lp.extract(args), op.extract(args), pp.extract(args), dp.extract(args),
+                TrainConfig(checkpoint_iterations=[10], quiet=True))
+
+    def poison(trainer, it):
+        if it == 17:
+            with torch.no_grad():
+                trainer.gaussians._opacity[:] = float("nan")
+    t.hooks.append(poison)
+    with pytest.raises(TrainingDiverged) as e:
+        t.train()
+    msg = str(e.value)
+    assert "iteration 18" in msg and "opacity" in msg and "chkpnt10.pth" in msg
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-s", "/nonexistent/scene", "-m", "{tmp}/o"], "/nonexistent/scene"),
+    (["-s", "{tmp}", "-m", "{tmp}/o"], "sparse"),
+    (["-s", "{scene}", "-m", "{file}/sub"], "not writable"),
+    (["-s", "{scene}", "-m", "{tmp}/o", "--strategy", "magic"], "--strategy"),
+    (["-s", "{scene}", "-m", "{tmp}/o", "--start_checkpoint", "{file}"], "--start_checkpoint"),
+])
+def test_bad_input_is_one_clear_line(demo_scene, tmp_path, args, needle):
+    f = tmp_path / "afile"
+    f.write_text("not a checkpoint")
+    args = [a.format(tmp=tmp_path, scene=demo_scene, file=f) for a in args]
+    r = run(["train.py", *args, "--iterations", "5", "--quiet", "--no_tensorboard"])
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert needle in lines[0]
+
+
+def test_render_without_trained_model_is_one_line(tmp_path):
+    r = run(["render.py", "-m", str(tmp_path)])
+    assert r.returncode == 2 and "cfg_args" in r.stderr and "Traceback" not in r.stderr

@@ -106,6 +106,11 @@ def readColmapCameras(model_dir, cameras, images, images_dir, ext) -> List[Camer
         image_path = os.path.join(images_dir, img.name)
         width, height, has_alpha = _image_header(image_path)
         sx, sy = width / cam.width, height / cam.height
+        # A downscaled folder keeps the aspect ratio (up to rounding of odd sizes); anything
+        # else means the image does not belong to this camera.
+        if abs(sx - sy) > 2.0 / min(width, height) + 1e-3:
+            raise UserError(f"{image_path} is {width}x{height} but its camera {img.camera_id} "
+                            f"in {cams_file} is {cam.width}x{cam.height} (aspect ratio differs)")
         fx, cx, fy, cy = fx * sx, cx * sx, fy * sy, cy * sy
         infos.append(CameraInfo(
             uid=img.id, R=qvec2rotmat(img.qvec).T, T=np.asarray(img.tvec, np.float64),

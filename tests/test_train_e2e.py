@@ -125,3 +125,16 @@ def test_bad_input_is_one_clear_line(demo_scene, tmp_path, args, needle):
 def test_render_without_trained_model_is_one_line(tmp_path):
     r = run(["render.py", "-m", str(tmp_path)])
     assert r.returncode == 2 and "cfg_args" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_image_with_wrong_aspect_ratio_is_one_line(demo_scene, tmp_path):
+    import shutil
+    from PIL import Image
+    scene = tmp_path / "scene"
+    shutil.copytree(demo_scene, scene)
+    first = sorted(os.listdir(scene / "images"))[0]
+    Image.new("RGB", (64, 64)).save(scene / "images" / first)
+    r = run(["train.py", "-s", str(scene), "-m", str(tmp_path / "o"), "--iterations", "2",
+             "--quiet", "--no_tensorboard"])
+    assert r.returncode == 2 and "aspect ratio" in r.stderr and first in r.stderr
+    assert "Traceback" not in r.stderr

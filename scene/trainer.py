@@ -134,6 +134,7 @@ class Trainer:
                 res = self.evaluate(iteration)
                 if "test" in res:
                     self.log.set_last(psnr=f"{res['test']['psnr']:.4f}")
+            self.log.maybe_flush()
             if iteration in cfg.save_iterations:
                 if not cfg.quiet:
                     tqdm.write(f"[ITER {iteration}] Saving Gaussians")

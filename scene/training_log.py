@@ -16,6 +16,10 @@ class TrainingLog:
 
     def add(self, **row):
         self.rows.append([row.get(c, "") for c in COLUMNS])
+
+    def maybe_flush(self):
+        """Write buffered rows once enough have accumulated (call at the end of an iteration,
+        after set_last, so an evaluated row is complete when written)."""
         if len(self.rows) >= self.flush_every:
             self.flush()
 

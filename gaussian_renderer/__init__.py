@@ -4,19 +4,14 @@ from typing import Optional
 
 import torch
 
-from gaussian_renderer import torch_backend
+from gaussian_renderer import cuda_backend, torch_backend
 from gaussian_renderer.settings import RasterSettings
 from utils.errors import UserError
 from utils.sh_utils import eval_sh
 
-_warned = set()
-
 
 def select_backend(name: str, device: torch.device):
     """`auto`: the CUDA extension when installed and the model is on CUDA, else PyTorch."""
-    if name == "torch":
-        return torch_backend.rasterize
-    from gaussian_renderer import cuda_backend
     if name == "torch":
         return torch_backend.rasterize
     if name == "cuda":

@@ -1,0 +1,38 @@
+"""bench/bench_scenes.py end to end on a tiny generated scene: it trains, renders, scores and
+prints a table row whose numbers come from the run's own results.json and PLY."""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bench_scenes_row_matches_outputs(tmp_path):
+    scenes = tmp_path / "scenes"
+    r = subprocess.run([sys.executable, "scripts/make_demo_scene.py", "--out",
+                        str(scenes / "demo"), "--views", "8", "--width", "48", "--height", "36"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "bench"
+    r = subprocess.run([sys.executable, "bench/bench_scenes.py", "--out", str(out), "--scenes",
+                        "demo", "--scenes_dir", str(scenes), "--images", "images",
+                        "--iterations", "20", "--extra", "--llffhold 4"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [l for l in r.stdout.splitlines() if l.startswith("| demo |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    results = json.loads((out / "demo" / "results.json").read_text())["ours_20"]
+    assert cells[2] == "20"
+    assert abs(float(cells[3]) - results["PSNR"]) < 0.006
+    assert int(cells[6]) > 0 and float(cells[7]) > 0
+    assert (out / "demo" / "test" / "ours_20" / "renders").is_dir()
+
+
+def test_bench_scenes_missing_folder_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "bench/bench_scenes.py", "--scenes_dir",
+                        str(tmp_path / "nope")], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0
+    assert r.stderr.strip().count("\n") == 0 and "nope" in r.stderr

@@ -1,4 +1,4 @@
-"""PyTorch-backend renderer benchmark: forward and forward+backward, median of several runs.
+"""Renderer benchmark (CPU backends): forward and forward+backward, median of several runs.
 
 Scene: like a fitted model, N Gaussians lie on surfaces seen by the camera (a ground plane, a
 sphere and a back wall, sampled uniformly by area inside the view frustum). Each gets the
@@ -6,7 +6,8 @@ standard initial scale (root mean squared distance to its 3 nearest neighbours, 
 +-30% per-axis jitter), a random rotation, opacity U(0.2, 1) and SH degree 3. So denser models
 have smaller splats, as in training; the same 3D scene is rendered at every resolution.
 
-    python bench/bench_renderer.py [--threads 2] [--repeats 7] [--sizes 10000,50000,200000]
+    python bench/bench_renderer.py [--backends cpp,torch] [--threads 2] [--repeats 7]
+        [--sizes 10000,50000,200000] [--resolutions 200x133,400x266]
 """
 import argparse
 import math
@@ -19,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from gaussian_renderer.torch_backend import rasterize  # noqa: E402
+from gaussian_renderer import cpp_backend, torch_backend  # noqa: E402
 from tests.raster_cases import look_at_settings  # noqa: E402
 
 
@@ -69,11 +70,20 @@ def main():
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--sizes", default="10000,50000,200000")
     ap.add_argument("--resolutions", default="200x133,400x266")
+    ap.add_argument("--backends", default="cpp,torch",
+                    help="comma list of cpp (tile-based C++) and torch (pure PyTorch)")
     args = ap.parse_args()
+    backends = {"cpp": cpp_backend, "torch": torch_backend}
+    names = args.backends.split(",")
+    for b in names:
+        if b not in backends:
+            sys.exit(f"--backends: unknown backend {b!r} (cpp, torch)")
+        if b == "cpp" and not cpp_backend.is_available():
+            sys.exit("--backends cpp: the C++ extension could not be built (see the warning above)")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print("| N | resolution | pairs | forward (s) | forward+backward (s) |")
-    print("|---|---|---|---|---|")
+    print("| backend | N | resolution | pairs | forward (s) | forward+backward (s) |")
+    print("|---|---|---|---|---|---|")
     for n in [int(x) for x in args.sizes.split(",")]:
         scene, fovx = make_scene(n)
         for res in args.resolutions.split(","):
@@ -81,27 +91,28 @@ def main():
             s = look_at_settings(W=W, H=H, fovx=fovx, eye=(0, 0, 0), target=(0, 0, 1), sh_degree=3)
             # look_at_settings derives fovy from the aspect ratio, matching make_scene's frustum.
             leaves = {k: v.clone().requires_grad_(True) for k, v in scene.items()}
-
-            def fwd():
-                with torch.no_grad():
-                    return rasterize(s, means2D=torch.zeros(n, 4), **leaves)
-
-            def fwd_bwd():
-                vs = torch.zeros(n, 4, requires_grad=True)
-                out = rasterize(s, means2D=vs, **leaves)
-                (out.color.sum() + out.depth.sum() * 0.01).backward()
-                for v in leaves.values():
-                    v.grad = None
-
-            from gaussian_renderer import torch_backend as tb
             with torch.no_grad():
-                pre = tb._preprocess(s, leaves["means3D"], leaves["opacities"], leaves["shs"], None,
-                                     leaves["scales"], leaves["rotations"], None)
-                pairs = tb._pairs(pre, s)[0].numel()
-            tf = time_call(fwd, args.repeats)
-            tfb = time_call(fwd_bwd, args.repeats)
-            print(f"| {n} | {W}x{H} | {pairs} | {tf:.4f} | {tfb:.4f} |", flush=True)
+                pre = torch_backend._preprocess(s, leaves["means3D"], leaves["opacities"],
+                                                leaves["shs"], None, leaves["scales"],
+                                                leaves["rotations"], None)
+                pairs = torch_backend._pairs(pre, s)[0].numel()
+            for b in names:
+                rasterize = backends[b].rasterize
 
+                def fwd():
+                    with torch.no_grad():
+                        return rasterize(s, means2D=torch.zeros(n, 4), **leaves)
+
+                def fwd_bwd():
+                    vs = torch.zeros(n, 4, requires_grad=True)
+                    out = rasterize(s, means2D=vs, **leaves)
+                    (out.color.sum() + out.depth.sum() * 0.01).backward()
+                    for v in leaves.values():
+                        v.grad = None
+
+                tf = time_call(fwd, args.repeats)
+                tfb = time_call(fwd_bwd, args.repeats)
+                print(f"| {b} | {n} | {W}x{H} | {pairs} | {tf:.4f} | {tfb:.4f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -1,17 +1,20 @@
-"""render(): one contract (docs/RASTERIZER.md), two backends (CUDA extension, pure PyTorch)."""
+"""render(): one contract (docs/RASTERIZER.md), three backends: the CUDA extension, the C++
+CPU rasterizer (`cpp`, which shares the CUDA extension's per-Gaussian code) and pure PyTorch
+(`torch`, the oracle both are tested against)."""
 import math
 from typing import Optional
 
 import torch
 
-from gaussian_renderer import cuda_backend, torch_backend
+from gaussian_renderer import cpp_backend, cuda_backend, torch_backend
 from gaussian_renderer.settings import RasterSettings
 from utils.errors import UserError
 from utils.sh_utils import eval_sh
 
 
 def select_backend(name: str, device: torch.device):
-    """`auto`: the CUDA extension when installed and the model is on CUDA, else PyTorch."""
+    """`auto`: the CUDA extension on CUDA, the C++ rasterizer on CPU, when they are built;
+    otherwise the PyTorch backend."""
     if name == "torch":
         return torch_backend.rasterize
     if name == "cuda":
@@ -21,14 +24,24 @@ def select_backend(name: str, device: torch.device):
             raise UserError("--backend cuda: diff_gaussian_rasterization is not installed "
                             "(pip install ./submodules/diff-gaussian-rasterization --no-build-isolation)")
         return cuda_backend.rasterize
+    if name == "cpp":
+        if device.type != "cpu":
+            raise UserError("--backend cpp renders on the CPU (--device cpu)")
+        if not cpp_backend.is_available():
+            raise UserError("--backend cpp: the C++ rasterizer could not be built here "
+                            "(needs a C++ compiler and ninja; see the warning above)")
+        return cpp_backend.rasterize
     if device.type == "cuda" and cuda_backend.is_available():
         return cuda_backend.rasterize
+    if device.type == "cpu" and cpp_backend.is_available():
+        return cpp_backend.rasterize
     return torch_backend.rasterize
 
 
 def backend_name(name: str, device: torch.device) -> str:
     fn = select_backend(name, device)
-    return "torch" if fn is torch_backend.rasterize else "cuda"
+    return {torch_backend.rasterize: "torch", cpp_backend.rasterize: "cpp",
+            cuda_backend.rasterize: "cuda"}[fn]
 
 
 def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier: float = 1.0,

@@ -24,5 +24,10 @@ if .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available
     fi
   done
 else
-  echo "No CUDA here: the pure-PyTorch rasterizer backend will be used."
+  # Compiles gaussian_renderer/cpp once (about a minute; cached in build/raster_cpu).
+  if .venv/bin/python -W ignore -c "import sys; from gaussian_renderer import cpp_backend; sys.exit(0 if cpp_backend.is_available() else 1)" 2>/dev/null; then
+    echo "No CUDA here: the C++ CPU rasterizer (build/raster_cpu) will be used."
+  else
+    echo "No CUDA here and the C++ CPU rasterizer did not build: the pure-PyTorch backend will be used."
+  fi
 fi

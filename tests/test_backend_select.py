@@ -4,13 +4,26 @@ import types
 import pytest
 import torch
 
-from gaussian_renderer import backend_name, cuda_backend, select_backend, torch_backend
+from gaussian_renderer import (backend_name, cpp_backend, cuda_backend, select_backend,
+                               torch_backend)
 from utils.errors import UserError
 
 
-def test_auto_on_cpu_is_torch():
+def test_auto_on_cpu_is_cpp_when_built_else_torch(monkeypatch):
+    if cpp_backend.is_available():
+        assert select_backend("auto", torch.device("cpu")) is cpp_backend.rasterize
+        assert backend_name("auto", torch.device("cpu")) == "cpp"
+    monkeypatch.setattr(cpp_backend, "_extension", lambda: None)
     assert select_backend("auto", torch.device("cpu")) is torch_backend.rasterize
     assert backend_name("auto", torch.device("cpu")) == "torch"
+    with pytest.raises(UserError, match="--backend cpp"):
+        select_backend("cpp", torch.device("cpu"))
+    assert select_backend("torch", torch.device("cpu")) is torch_backend.rasterize
+
+
+def test_cpp_on_cuda_is_one_clear_error():
+    with pytest.raises(UserError, match="--backend cpp renders on the CPU"):
+        select_backend("cpp", torch.device("cuda"))
 
 
 def test_forced_cuda_on_cpu_is_one_clear_error():

@@ -18,26 +18,6 @@ void check_cuda(const char* where, bool sync) {
                              ": " + cudaGetErrorString(err));
 }
 
-Frame make_frame(const Camera& cam) {
-  Frame f;
-  f.W = cam.width;
-  f.H = cam.height;
-  f.tiles_x = (cam.width + kTileX - 1) / kTileX;
-  f.tiles_y = (cam.height + kTileY - 1) / kTileY;
-  // Python-scalar arithmetic of the contract happens in double, then meets float32 tensors.
-  f.focal_x = float(double(cam.width) / (2.0 * double(cam.tanfovx)));
-  f.focal_y = float(double(cam.height) / (2.0 * double(cam.tanfovy)));
-  f.limx = float(1.3 * double(cam.tanfovx));
-  f.limy = float(1.3 * double(cam.tanfovy));
-  f.box_t = float((cam.mult < 1.0f ? double(cam.mult) : 1.0) * 2.0);
-  f.support_t = float(double(cam.mult) * 2.0);
-  f.scale_modifier = cam.scale_modifier;
-  f.view = cam.viewmatrix;
-  f.proj = cam.projmatrix;
-  f.campos = cam.campos;
-  return f;
-}
-
 GeomState GeomState::carve(char* base, int P) {
   GeomState s;
   Carver c{base};

@@ -1,0 +1,114 @@
+"""`cpp` backend: the whole rasterizer in C++ on the CPU (docs/RASTERIZER.md contract).
+
+The per-Gaussian stage is the CUDA extension's own host/device code (projection, EWA
+covariance, SH and their backward, from submodules/diff-gaussian-rasterization), so the parity
+tests of this backend against the PyTorch oracle also check that code; the tile binning and
+blending (`cpp/raster_cpu.cpp`) are CPU-specific, with true early termination. The extension is
+compiled on first use by torch.utils.cpp_extension and cached under `build/raster_cpu`
+(scripts/install.sh triggers the build so that training does not pause). Without a working C++
+toolchain `is_available()` is False and `auto` keeps the PyTorch backend.
+"""
+import functools
+import os
+import shutil
+import sys
+import warnings
+from typing import Optional
+
+import torch
+
+from gaussian_renderer.settings import RasterOutput, RasterSettings
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(_HERE)
+_SRC = os.path.join(_HERE, "cpp", "raster_cpu.cpp")
+_SHARED = os.path.join(_ROOT, "submodules", "diff-gaussian-rasterization", "cuda_rasterizer")
+_BUILD = os.path.join(_ROOT, "build", "raster_cpu")
+
+
+@functools.lru_cache(maxsize=1)
+def _extension():
+    """Build (once; cached on disk) and import the extension; None when that fails."""
+    if os.environ.get("GS_CPP", "1") in ("0", "false", "no"):
+        return None
+    try:
+        from torch.utils.cpp_extension import load
+        os.makedirs(_BUILD, exist_ok=True)
+        venv_bin = os.path.dirname(sys.executable)
+        if shutil.which("ninja") is None and os.path.exists(os.path.join(venv_bin, "ninja")):
+            # The pip `ninja` of a venv that was not activated: cpp_extension looks on PATH.
+            os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+        # -march=native: the build lives in this checkout and serves this machine; the pixel
+        # loops are written for SIMD. -ffp-contract=off: forward and backward must make
+        # bit-identical pair decisions. -fopenmp: at::parallel_for is inline OpenMP.
+        flags = ["-O3", "-std=c++17", "-march=native", "-ffp-contract=off", "-fopenmp"]
+        return load(name="gs_raster_cpu", sources=[_SRC], extra_include_paths=[_SHARED],
+                    build_directory=_BUILD, extra_cflags=flags, extra_ldflags=["-fopenmp"],
+                    verbose=False)
+    except Exception as e:  # no compiler or ninja, read-only checkout, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        warnings.warn(f"C++ CPU rasterizer unavailable ({type(e).__name__}: {first}); "
+                      "using the PyTorch backend")
+        return None
+
+
+def is_available() -> bool:
+    return _extension() is not None
+
+
+class _Rasterize(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means3D, means2D, opacities, shs, colors_precomp, scales, rotations,
+                cov3D_precomp, frame, metric):
+        outs = _extension().forward(means3D, opacities, shs, *frame[:1], colors_precomp, scales,
+                                    rotations, cov3D_precomp, *frame[1:], metric)
+        color, depth, alpha, radii, counts = outs[:5]
+        ctx.frame = frame
+        ctx.save_for_backward(means3D, opacities, shs, colors_precomp, scales, rotations,
+                              cov3D_precomp, radii, *outs[5:])
+        ctx.mark_non_differentiable(radii, counts)
+        return color, depth, alpha, radii, counts
+
+    @staticmethod
+    def backward(ctx, g_color, g_depth, g_alpha, _g_radii, _g_counts):
+        means3D, opacities, shs, colors_precomp, scales, rotations, cov3D, *saved = \
+            ctx.saved_tensors
+        frame = ctx.frame
+        H, W = frame[7], frame[8]
+
+        def grad(g, shape):
+            return g.contiguous().float() if g is not None else torch.zeros(shape)
+
+        d = _extension().backward(means3D, opacities, shs, frame[0], colors_precomp, scales,
+                                  rotations, cov3D, *frame[1:], saved, grad(g_color, (3, H, W)),
+                                  grad(g_depth, (1, H, W)), grad(g_alpha, (1, H, W)))
+        d_means3D, d_means2D, d_opac, d_shs, d_colors, d_scales, d_rot, d_cov = d
+        given = lambda t, g: g if t.numel() else None  # noqa: E731
+        return (d_means3D, d_means2D, d_opac, given(shs, d_shs), given(colors_precomp, d_colors),
+                given(scales, d_scales), given(rotations, d_rot), given(cov3D, d_cov), None, None)
+
+
+def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
+              colors_precomp=None, scales=None, rotations=None, cov3D_precomp=None,
+              metric_map: Optional[torch.Tensor] = None) -> RasterOutput:
+    s = settings
+    if means3D.device.type != "cpu" or means3D.dtype != torch.float32:
+        raise ValueError("the cpp backend renders float32 CPU tensors")
+    if (shs is None) == (colors_precomp is None):
+        raise ValueError("pass exactly one of shs / colors_precomp")
+    if cov3D_precomp is None and (scales is None or rotations is None):
+        raise ValueError("pass scales and rotations, or cov3D_precomp")
+    if cov3D_precomp is not None:
+        scales = rotations = None
+    frame = (int(s.sh_degree), s.bg.float().contiguous(), s.viewmatrix.float().contiguous(),
+             s.projmatrix.float().contiguous(), s.campos.float().contiguous(), float(s.tanfovx),
+             float(s.tanfovy), int(s.image_height), int(s.image_width), float(s.scale_modifier),
+             float(s.mult))
+    metric = (metric_map.reshape(-1).to(device="cpu", dtype=torch.bool).contiguous()
+              if metric_map is not None else torch.zeros(0, dtype=torch.bool))
+    empty = torch.empty(0)
+    color, depth, alpha, radii, counts = _Rasterize.apply(
+        means3D.contiguous(), means2D, opacities.contiguous(),
+        *(t.contiguous() if t is not None else empty
+          for t in (shs, colors_precomp, scales, rotations, cov3D_precomp)), frame, metric)
+    return RasterOutput(color, depth, alpha, radii, counts)

@@ -1,0 +1,100 @@
+// Definitions shared by the CUDA kernels and the CPU backend: constants of the contract, the
+// per-call frame, per-Gaussian preprocessing results, the pair test and point transforms.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "portable.h"
+#include "rasterizer.h"
+
+namespace gsr {
+
+constexpr int kTileX = 16;
+constexpr int kTileY = 16;
+constexpr int kBlock = kTileX * kTileY;
+
+constexpr float kNearZ = 0.2f;
+constexpr float kAlphaMin = 1.0f / 255.0f;
+constexpr float kAlphaMax = 0.99f;
+constexpr float kTMin = 1e-4f;
+constexpr float kDilation = 0.3f;
+constexpr float kFrustumSlack = 1.3f;
+
+// Scalars derived once per call on the host (float32, as the torch backend's Python scalars).
+struct Frame {
+  int W, H, tiles_x, tiles_y;
+  float focal_x, focal_y, limx, limy;
+  float box_t;      // min(mult,1) * 2: footprint box factor of ln(255 o)
+  float support_t;  // mult * 2: support test factor of ln(255 o)
+  float scale_modifier;
+  const float* view;
+  const float* proj;
+  const float* campos;
+};
+
+inline Frame make_frame(const Camera& cam) {
+  Frame f;
+  f.W = cam.width;
+  f.H = cam.height;
+  f.tiles_x = (cam.width + kTileX - 1) / kTileX;
+  f.tiles_y = (cam.height + kTileY - 1) / kTileY;
+  // Python-scalar arithmetic of the contract happens in double, then meets float32 tensors.
+  f.focal_x = float(double(cam.width) / (2.0 * double(cam.tanfovx)));
+  f.focal_y = float(double(cam.height) / (2.0 * double(cam.tanfovy)));
+  f.limx = float(1.3 * double(cam.tanfovx));
+  f.limy = float(1.3 * double(cam.tanfovy));
+  f.box_t = float((cam.mult < 1.0f ? double(cam.mult) : 1.0) * 2.0);
+  f.support_t = float(double(cam.mult) * 2.0);
+  f.scale_modifier = cam.scale_modifier;
+  f.view = cam.viewmatrix;
+  f.proj = cam.projmatrix;
+  f.campos = cam.campos;
+  return f;
+}
+
+// Per-Gaussian results of preprocessing.
+struct GeomState {
+  float4* pos;     // u, v (pixels), opacity, view-space depth
+  float4* conic;   // conic a, b, c and the support bound mult * 2 ln(255 o)
+  uint2* box;      // pixel box: x0 | x1 << 16, y0 | y1 << 16
+  float* rgb;      // SH colour (P,3)
+  uint8_t* clamped;  // bit c set: colour channel c was clamped at 0
+  uint32_t* tiles_touched;
+  uint32_t* offsets;  // inclusive prefix sum of tiles_touched
+  void* scan_tmp;
+  size_t scan_bytes;
+  size_t bytes;  // total size of the carved layout
+  static GeomState carve(char* base, int P);
+};
+
+// Support and alpha test of one (pixel, Gaussian) pair, shared by forward and backward so both
+// see the same set. Returns false when the pair is skipped.
+GS_HD bool eval_pair(const float4& pos, const float4& con, const uint2& box, int px, int py,
+                     float& dx, float& dy, float& G, float& alpha) {
+  const int x0 = box.x & 0xffff, x1 = box.x >> 16, y0 = box.y & 0xffff, y1 = box.y >> 16;
+  if (px < x0 || px > x1 || py < y0 || py > y1) return false;
+  dx = pos.x - float(px);
+  dy = pos.y - float(py);
+  const float q = con.x * dx * dx + 2.0f * con.y * dx * dy + con.z * dy * dy;
+  if (!(q >= 0.0f && q <= con.w)) return false;
+  G = expf(-0.5f * q);
+  alpha = fminf(kAlphaMax, pos.z * G);
+  return alpha >= kAlphaMin;
+}
+
+GS_HD float3 transform_point(const float* m, float3 p) {
+  // Row-vector convention: out_j = sum_i p_i m[4i+j] + m[12+j].
+  return make_float3(m[0] * p.x + m[4] * p.y + m[8] * p.z + m[12],
+                     m[1] * p.x + m[5] * p.y + m[9] * p.z + m[13],
+                     m[2] * p.x + m[6] * p.y + m[10] * p.z + m[14]);
+}
+
+GS_HD float4 transform_point4(const float* m, float3 p) {
+  return make_float4(m[0] * p.x + m[4] * p.y + m[8] * p.z + m[12],
+                     m[1] * p.x + m[5] * p.y + m[9] * p.z + m[13],
+                     m[2] * p.x + m[6] * p.y + m[10] * p.z + m[14],
+                     m[3] * p.x + m[7] * p.y + m[11] * p.z + m[15]);
+}
+
+}  // namespace gsr

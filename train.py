@@ -29,7 +29,9 @@ def main(argv=None):
     args.save_iterations = sorted(set(args.save_iterations) | {args.iterations})
     with user_errors_exit("train.py"):
         check_args(args)
+        from scene.strategies import resolve_strategy_defaults
         from scene.trainer import (Trainer, TrainConfig, default_model_path, open_tensorboard)
+        resolve_strategy_defaults(args)
         if not args.model_path:
             args.model_path = default_model_path()
         ensure_writable_dir(args.model_path)

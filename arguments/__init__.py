@@ -88,13 +88,14 @@ class PipelineParams(ParamGroup):
         self.compute_cov3D_python = False
         self.debug = False
         self.backend = "auto"
-        self.mult = 1.0
+        self.mult = 0.5
         super().__init__(parser, "Pipeline Parameters")
 
     def _help(self):
-        return {"backend": "rasterizer: auto (CUDA extension when installed and on CUDA), "
-                           "cuda or torch",
-                "mult": "FastGS compact footprint factor (1.0 = full footprint)"}
+        return {"backend": "rasterizer: auto (CUDA extension on CUDA, C++ rasterizer on CPU, "
+                           "when built; else torch), cuda, cpp or torch (pure PyTorch oracle)",
+                "mult": "FastGS compact footprint factor, shared by training and rendering "
+                        "(1.0 = the reference 3DGS footprint)"}
 
 
 class OptimizationParams(ParamGroup):
@@ -105,6 +106,8 @@ class OptimizationParams(ParamGroup):
         self.position_lr_delay_mult = 0.01
         self.position_lr_max_steps = 30_000
         self.feature_lr = 0.0025
+        self.lowfeature_lr = 0.0
+        self.highfeature_lr = 0.0
         self.opacity_lr = 0.025
         self.scaling_lr = 0.005
         self.rotation_lr = 0.001
@@ -112,34 +115,73 @@ class OptimizationParams(ParamGroup):
         self.random_background = False
         super().__init__(parser, "Optimization Parameters")
 
+    def _help(self):
+        return {"lowfeature_lr": "learning rate of the SH DC (base colour) coefficients "
+                                 "(0 = --feature_lr)",
+                "highfeature_lr": "learning rate of the higher SH coefficients "
+                                  "(0 = --feature_lr / 20, as the reference)"}
+
 
 class DensificationParams(ParamGroup):
     def __init__(self, parser):
-        self.strategy = "3dgs"
+        self.strategy = "fastgs"
         self.percent_dense = 0.01
-        self.densification_interval = 100
+        self.densification_interval = 0
         self.opacity_reset_interval = 3000
         self.densify_from_iter = 500
         self.densify_until_iter = 15_000
         self.densify_grad_threshold = 0.0002
         self.min_opacity = 0.005
         self.max_gaussians = 0
+        # FastGS (--strategy fastgs)
+        self.vcd_views = 10
+        self.loss_thresh = 0.1
+        self.importance_thresh = 5.0
+        self.grad_thresh = 0.0002
+        self.grad_abs_thresh = 0.0012
+        self.dense = 0.001
+        self.final_prunes = 4
+        self.final_prune_opacity = 0.1
+        self.final_prune_score = 0.9
+        self.sparse_points = 2000
         super().__init__(parser, "Densification Parameters")
 
     def _help(self):
-        return {"strategy": "densification strategy: 3dgs",
-                "max_gaussians": "hard cap on the number of Gaussians (0 = no cap)"}
+        return {
+            "strategy": "densification strategy: fastgs (default) or 3dgs (the reference)",
+            "densification_interval": "densify every N iterations (0 = the strategy's default: "
+                                      "fastgs 500, 3dgs 100)",
+            "percent_dense": "3dgs: fraction of the scene extent separating clone from split",
+            "densify_grad_threshold": "3dgs: mean view-space gradient that triggers densification",
+            "max_gaussians": "hard cap on the number of Gaussians (0 = no cap)",
+            "vcd_views": "fastgs: training views rendered at each densification / pruning event "
+                         "to score Gaussians across views",
+            "loss_thresh": "fastgs: a pixel is high-error when its L1 error, min-max normalised "
+                           "per view, exceeds this",
+            "importance_thresh": "fastgs: densify only Gaussians covering at least this many "
+                                 "high-error pixels per sampled view (mean)",
+            "grad_thresh": "fastgs: mean view-space gradient for cloning small Gaussians",
+            "grad_abs_thresh": "fastgs: mean absolute (AbsGS) gradient for splitting large ones",
+            "dense": "fastgs: fraction of the scene extent separating clone from split",
+            "final_prunes": "fastgs: pruning events spread evenly between --densify_until_iter "
+                            "and --iterations",
+            "final_prune_opacity": "fastgs: those events remove Gaussians below this opacity",
+            "final_prune_score": "fastgs: ... and those whose multi-view pruning score "
+                                 "exceeds this",
+            "sparse_points": "fastgs: below this many Gaussians (a sparse start such as "
+                             "--random_init 100) densification runs 5x as often",
+        }
 
 
-STRATEGIES = ("3dgs",)
+STRATEGIES = ("fastgs", "3dgs")
 
 
 def check_args(args):
     """Reject bad flag combinations with one line naming the flag."""
-    if getattr(args, "strategy", "3dgs") not in STRATEGIES:
+    if getattr(args, "strategy", "fastgs") not in STRATEGIES:
         raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {args.strategy!r}")
-    if getattr(args, "backend", "auto") not in ("auto", "cuda", "torch"):
-        raise UserError(f"--backend must be auto, cuda or torch, got {args.backend!r}")
+    if getattr(args, "backend", "auto") not in ("auto", "cuda", "cpp", "torch"):
+        raise UserError(f"--backend must be auto, cuda, cpp or torch, got {args.backend!r}")
     if getattr(args, "iterations", 1) < 1:
         raise UserError("--iterations must be at least 1")
     if getattr(args, "random_init", 0) < 0:
@@ -149,6 +191,19 @@ def check_args(args):
         raise UserError("--resolution must be 1, 2, 4, 8, a target width, or -1")
     if getattr(args, "mult", 1.0) <= 0:
         raise UserError("--mult must be > 0")
+    check_densification_args(args)
+
+
+def check_densification_args(args):
+    for flag in ("densification_interval", "final_prunes", "max_gaussians", "sparse_points",
+                 "lowfeature_lr", "highfeature_lr", "importance_thresh"):
+        if getattr(args, flag, 0) < 0:
+            raise UserError(f"--{flag} must be >= 0")
+    if getattr(args, "vcd_views", 1) < 1:
+        raise UserError("--vcd_views must be at least 1")
+    for flag in ("loss_thresh", "final_prune_score", "final_prune_opacity"):
+        if not 0.0 <= getattr(args, flag, 0.5) <= 1.0:
+            raise UserError(f"--{flag} must be in [0, 1]")
 
 
 def read_cfg_args(model_path: str) -> dict:

@@ -59,9 +59,12 @@ def bench_one(name, args, env):
         res = json.load(f)[f"ours_{args.iterations}"]
     n = gaussians_in(os.path.join(out, "point_cloud", f"iteration_{args.iterations}",
                                   "point_cloud.ply"))
-    lp = res.get("LPIPS")
-    return (f"| {name} | {args.extra or '-'} | {args.iterations} | {res['PSNR']:.2f} | "
-            f"{res['SSIM']:.4f} | {'n/a' if lp is None else f'{lp:.4f}'} | {n} | {wall:.0f} |")
+    return dict(psnr=res["PSNR"], ssim=res["SSIM"], lpips=res.get("LPIPS"), gaussians=n,
+                wall=wall)
+
+
+def thread_env(threads: int) -> dict:
+    return dict(os.environ, OMP_NUM_THREADS=str(threads))
 
 
 def main():
@@ -79,11 +82,14 @@ def main():
     args = ap.parse_args()
     if not os.path.isdir(args.scenes_dir):
         sys.exit(f"bench_scenes.py: scenes folder not found: {args.scenes_dir}")
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    env = thread_env(args.threads)
     print("| scene | flags | iterations | test PSNR | SSIM | LPIPS | Gaussians | train wall (s) |")
     print("|---|---|---|---|---|---|---|---|", flush=True)
     for name in args.scenes:
-        print(bench_one(name, args, env), flush=True)
+        r = bench_one(name, args, env)
+        lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}"
+        print(f"| {name} | {args.extra or '-'} | {args.iterations} | {r['psnr']:.2f} | "
+              f"{r['ssim']:.4f} | {lp} | {r['gaussians']} | {r['wall']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -140,10 +140,10 @@ class GaussianModel:
     # ------------------------------------------------------------ optimisation
 
     def training_setup(self, opt):
-        lr_dc = getattr(opt, "lowfeature_lr", None)
-        lr_rest = getattr(opt, "highfeature_lr", None)
-        lr_dc = opt.feature_lr if lr_dc is None else lr_dc
-        lr_rest = opt.feature_lr / 20.0 if lr_rest is None else lr_rest
+        # Separate DC / higher-SH rates (FastGS); unset (None or 0) falls back to the
+        # reference's feature_lr and feature_lr / 20.
+        lr_dc = getattr(opt, "lowfeature_lr", None) or opt.feature_lr
+        lr_rest = getattr(opt, "highfeature_lr", None) or opt.feature_lr / 20.0
         lrs = {
             "xyz": opt.position_lr_init * self.spatial_lr_scale,
             "f_dc": lr_dc,

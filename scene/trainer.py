@@ -63,7 +63,7 @@ class Trainer:
         self.scene = Scene(dataset, self.gaussians)
         self.gaussians.training_setup(opt)
         self.strategy = make_strategy(dens.strategy, dens, self.scene.cameras_extent,
-                                      dataset.white_background, opt.iterations)
+                                      dataset.white_background, opt.iterations, dataset.seed)
         self.strategy.initialize_state(self.gaussians)
         self.sampler = CameraSampler(len(self.scene.getTrainCameras()), dataset.seed)
         self.first_iter = 1
@@ -73,6 +73,10 @@ class Trainer:
                                                  self.sampler, opt, self.device) + 1
         bg = [1.0, 1.0, 1.0] if dataset.white_background else [0.0, 0.0, 0.0]
         self.background = torch.tensor(bg, dtype=torch.float32, device=self.device)
+        # What strategies need to render views of their own (scoring, region hooks).
+        self.strategy_context = {"cameras": self.scene.getTrainCameras(), "render": render,
+                                 "pipe": pipe, "background": self.background,
+                                 "lambda_dssim": opt.lambda_dssim}
         self.log = TrainingLog(dataset.model_path)
         self.tb = tb_writer
         self.last_checkpoint = None
@@ -108,7 +112,7 @@ class Trainer:
             if not math.isfinite(loss_v):
                 self._diverged(iteration, f"loss is {loss_v}")
             with torch.no_grad():
-                self.strategy.step_post_backward(iteration, g, pkg, cam)
+                self.strategy.step_post_backward(iteration, g, pkg, cam, self.strategy_context)
                 g.optimizer.step()
                 g.optimizer.zero_grad(set_to_none=True)
                 # NaN Gaussians are invisible to the renderer, so the loss alone can stay finite.

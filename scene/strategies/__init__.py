@@ -4,17 +4,33 @@ A strategy owns its state (per-Gaussian statistics and counters) in `self.state`
 saved in checkpoints, and changes the model only through GaussianModel's primitives (clone,
 split, spawn, prune, reset_opacity) so the optimizer state stays consistent.
 """
+from dataclasses import fields
+
 from scene.strategies.base import Strategy
+from scene.strategies.fastgs import FastGS
 from scene.strategies.vanilla import Vanilla3DGS
 
-STRATEGIES = {"3dgs": Vanilla3DGS}
+STRATEGIES = {"fastgs": FastGS, "3dgs": Vanilla3DGS}
 
 
 def make_strategy(name: str, dens, cameras_extent: float, white_background: bool = False,
-                  total_iterations: int = 0):
+                  total_iterations: int = 0, seed: int = 0):
     cls = STRATEGIES[name]
+    extra = {"seed": seed} if "seed" in {f.name for f in fields(cls)} else {}
     return cls.from_args(dens, cameras_extent=cameras_extent, white_background=white_background,
-                         total_iterations=total_iterations)
+                         total_iterations=total_iterations, **extra)
 
 
-__all__ = ["Strategy", "Vanilla3DGS", "STRATEGIES", "make_strategy"]
+def resolve_strategy_defaults(args):
+    """Replace "0 = the strategy's default" flags in `args` by that default, so cfg_args
+    records the values the run really used."""
+    cls = STRATEGIES[args.strategy]
+    defaults = {f.name: f.default for f in fields(cls)}
+    for name in cls.AUTO_ZERO:
+        if getattr(args, name, None) == 0 and name in defaults:
+            setattr(args, name, defaults[name])
+    return args
+
+
+__all__ = ["Strategy", "FastGS", "Vanilla3DGS", "STRATEGIES", "make_strategy",
+           "resolve_strategy_defaults"]

@@ -4,6 +4,8 @@ from typing import Optional
 
 import torch
 
+from scene.strategies import regions
+
 
 @dataclass
 class Strategy:
@@ -19,10 +21,14 @@ class Strategy:
     total_iterations: int = 0
     state: dict = field(default_factory=dict, repr=False)
 
+    # Flags whose value 0 means "this strategy's default" (e.g. densification_interval).
+    AUTO_ZERO = ("densification_interval",)
+
     @classmethod
     def from_args(cls, args, **overrides):
         names = {f.name for f in fields(cls)} - {"state"}
-        values = {n: getattr(args, n) for n in names if hasattr(args, n)}
+        values = {n: getattr(args, n) for n in names if hasattr(args, n)
+                  and not (n in cls.AUTO_ZERO and getattr(args, n) == 0)}
         values.update(overrides)
         return cls(**values)
 
@@ -36,7 +42,31 @@ class Strategy:
 
     def step_post_backward(self, iteration: int, model, render_pkg: dict, camera=None,
                            context: Optional[dict] = None):
-        """Called after loss.backward(), before optimizer.step()."""
+        """Called after loss.backward(), before optimizer.step().
+
+        context (from the trainer, the same dict every call): "cameras" (training views),
+        "render" (the render function), "pipe", "background" (the fixed background colour)
+        and "lambda_dssim"; what a strategy needs to render views of its own.
+        """
+
+    # -- region hooks (semantic guidance, editing) ----------------------------------------
+    def add_regions(self, model, views, masks, budget, mode: str = "both",
+                    context: Optional[dict] = None) -> dict:
+        """Densify / spawn Gaussians inside per-view (H,W) bool masks, at most `budget` new
+        Gaussians per view and never past max_gaussians. See scene/strategies/regions.py."""
+        return regions.add_regions(self, model, views, masks, budget, mode, context)
+
+    def densify_priority(self, model) -> torch.Tensor:
+        """Per-Gaussian gradient statistic that ranks densification candidates."""
+        return torch.zeros(model.num_points, device=model.get_xyz.device)
+
+    def small_mask(self, model) -> torch.Tensor:
+        """Gaussians small enough to be cloned rather than split."""
+        return model.get_scaling.max(dim=1).values <= self.size_fraction() * self.cameras_extent
+
+    def size_fraction(self) -> float:
+        """Fraction of the scene extent separating small (clone) from large (split)."""
+        return 0.01
 
     # -- checkpointing ------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -52,6 +52,13 @@ class Vanilla3DGS(Strategy):
         st["grad_accum"][vis] += grad[vis, :2].norm(dim=-1)
         st["denom"][vis] += 1
 
+    def size_fraction(self):
+        return self.percent_dense
+
+    def densify_priority(self, model):
+        grads = self.state["grad_accum"] / self.state["denom"]
+        return torch.nan_to_num(grads, nan=0.0, posinf=0.0)
+
     def _reset_stats(self, model):
         self.initialize_state(model)
 

@@ -1,0 +1,176 @@
+"""Region hooks shared by every strategy: steer densification into given pixel regions.
+
+`add_regions(strategy, model, views, masks, budget, mode, context)` is what semantic guidance
+and editing call (through `Strategy.add_regions`). For each view and its (H,W) bool mask:
+
+* densify: the Gaussians whose projected centre falls in the mask and that are composited into
+  masked pixels are ranked by how many masked pixels they cover (their importance inside the
+  region), ties broken by the strategy's gradient statistic; the best are cloned (small) or
+  split (large), one net new Gaussian each;
+* spawn: masked pixels are sampled and back-projected at the rendered depth (alpha-weighted
+  depth / alpha), or at a far depth where the render is nearly transparent; each new Gaussian
+  takes the target image's colour and a size matching its share of the region.
+
+Nothing ever adds more than the view's budget, nor more than `--max_gaussians` allows.
+"""
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+
+MODES = ("densify", "spawn", "both")
+ALPHA_SOLID = 0.5       # below this accumulated alpha a pixel shows no surface: use far depth
+SPAWN_OPACITY = 0.1     # as freshly initialised points
+
+
+def project_points(camera, xyz: torch.Tensor):
+    """World points (M,3) -> pixel coordinates (M,2) in the renderer's convention (pixel (x, y)
+    has its centre at integer (x, y)) and view-space depth (M,)."""
+    xyz = xyz.double()
+    ones = torch.ones_like(xyz[:, :1])
+    hom = torch.cat([xyz, ones], 1) @ camera.full_proj_transform.double().to(xyz.device)
+    ndc = hom[:, :3] / (hom[:, 3:] + 1e-7)
+    W, H = camera.image_width, camera.image_height
+    uv = torch.stack([((ndc[:, 0] + 1) * W - 1) / 2, ((ndc[:, 1] + 1) * H - 1) / 2], 1)
+    z = (torch.cat([xyz, ones], 1) @ camera.world_view_transform.double().to(xyz.device))[:, 2]
+    return uv, z
+
+
+def unproject_pixels(camera, xs: torch.Tensor, ys: torch.Tensor, depth: torch.Tensor):
+    """Pixel centres (x, y) at view-space depth -> world points (M,3) on those pixels' rays.
+    Works from full_proj_transform alone, so shifted principal points and MiniCams are fine."""
+    W, H = camera.image_width, camera.image_height
+    dev = depth.device
+    inv = torch.linalg.inv(camera.full_proj_transform.double().to(dev))
+    view = camera.world_view_transform.double().to(dev)
+    ndc_x = (2 * xs.double().to(dev) + 1) / W - 1
+    ndc_y = (2 * ys.double().to(dev) + 1) / H - 1
+    ends = []
+    for ndc_z in (0.0, 0.5):  # two points on each pixel's ray
+        h = torch.stack([ndc_x, ndc_y, torch.full_like(ndc_x, ndc_z), torch.ones_like(ndc_x)],
+                        1) @ inv
+        ends.append(h[:, :3] / h[:, 3:])
+    z0 = ends[0] @ view[:3, 2] + view[3, 2]
+    z1 = ends[1] @ view[:3, 2] + view[3, 2]
+    t = (depth.double() - z0) / (z1 - z0)  # view z is affine along the ray
+    return (ends[0] + t[:, None] * (ends[1] - ends[0])).float()
+
+
+def _per_view(value, n: int, name: str):
+    if isinstance(value, (int, float)):
+        return [int(value)] * n
+    values = [int(v) for v in value]
+    if len(values) != n:
+        raise ValueError(f"add_regions: {len(values)} {name} values for {n} views")
+    return values
+
+
+def _as_mask(mask, view) -> torch.Tensor:
+    m = torch.as_tensor(mask)
+    if m.dim() == 3 and m.shape[0] == 1:
+        m = m[0]
+    if tuple(m.shape) != (view.image_height, view.image_width):
+        raise ValueError(f"add_regions: mask of shape {tuple(m.shape)} for a "
+                         f"{view.image_height}x{view.image_width} view")
+    return m.to(torch.bool)
+
+
+def _far_depth(model, view, depth_img, solid) -> float:
+    """Depth for transparent pixels: the back of what this view sees."""
+    if bool(solid.any()):
+        return float(torch.quantile(depth_img[solid].float(), 0.9))
+    if model.num_points:
+        _, z = project_points(view, model.get_xyz.detach())
+        z = z[z > 0.2]
+        if z.numel():
+            return float(z.median())
+    return 1.0
+
+
+def densify_in_region(strategy, model, view, mask, counts, k: int) -> int:
+    """Clone/split up to k Gaussians inside `mask` (counts = masked pixels each covers)."""
+    if k <= 0 or model.num_points == 0:
+        return 0
+    uv, z = project_points(view, model.get_xyz.detach())
+    px = uv.round().long()
+    H, W = mask.shape
+    inside = (z > 0.2) & (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H)
+    centre_in = torch.zeros_like(inside)
+    idx = inside.nonzero(as_tuple=True)[0]
+    centre_in[idx] = mask.to(px.device)[px[idx, 1], px[idx, 0]]
+    cand = centre_in & (counts > 0)
+    prio = strategy.densify_priority(model).float()
+    prio = prio / prio.max().clamp_min(1e-12) * 0.5  # < 1: only breaks ties between counts
+    chosen = strategy.top_k_mask(cand, counts.float() + prio, k)
+    if not bool(chosen.any()):
+        return 0
+    small = strategy.small_mask(model)
+    clone, split = chosen & small, chosen & ~small
+    n_before = model.num_points
+    added = model.clone(clone, state=strategy.state)
+    pad = torch.zeros(model.num_points - n_before, dtype=torch.bool, device=split.device)
+    added += model.split(torch.cat([split, pad]), state=strategy.state)
+    return added
+
+
+def spawn_in_region(strategy, model, view, mask, pkg, m: int) -> int:
+    """Spawn up to m Gaussians on the rays of sampled masked pixels."""
+    pix = mask.nonzero()  # (P,2) as (y, x)
+    m = min(m, pix.shape[0])
+    if m <= 0:
+        return 0
+    dev = model.get_xyz.device
+    pick = pix[torch.randperm(pix.shape[0])[:m]].to(dev)  # global torch RNG: checkpointed
+    ys, xs = pick[:, 0], pick[:, 1]
+    alpha = pkg["alpha"][0].detach()
+    depth_img = pkg["depth"][0].detach() / alpha.clamp_min(1e-6)
+    solid = alpha >= ALPHA_SOLID
+    far = _far_depth(model, view, depth_img, solid)
+    z = torch.where(solid[ys, xs], depth_img[ys, xs], torch.full_like(depth_img[ys, xs], far))
+    xyz = unproject_pixels(view, xs, ys, z)
+    rgb = view.original_image.to(dev)[:, ys, xs].T.clamp(0.0, 1.0)
+    # Each new Gaussian covers its share of the region: spacing of sqrt(area / m) pixels.
+    fx = view.image_width / (2.0 * math.tan(view.FoVx * 0.5))
+    spacing = math.sqrt(pix.shape[0] / m)
+    scales = (0.5 * spacing * z / fx).clamp_min(1e-6)
+    return model.spawn(xyz, rgb, scales=scales, opacity=SPAWN_OPACITY, state=strategy.state)
+
+
+@torch.no_grad()
+def add_regions(strategy, model, views: Sequence, masks: Sequence,
+                budget: Union[int, Sequence[int]], mode: str = "both",
+                context: Optional[dict] = None) -> dict:
+    """Densify and/or spawn inside each view's mask; returns {"densified": n, "spawned": m}.
+
+    budget: new Gaussians allowed per view (an int for all views, or one per view). In "both"
+    mode half of it goes to densification and the rest, with whatever densification could
+    not use, to spawning.
+    """
+    if mode not in MODES:
+        raise ValueError(f"add_regions: mode must be one of {MODES}, got {mode!r}")
+    views = list(views)
+    if len(masks) != len(views):
+        raise ValueError(f"add_regions: {len(masks)} masks for {len(views)} views")
+    budgets = _per_view(budget, len(views), "budget")
+    if any(b < 0 for b in budgets):
+        raise ValueError("add_regions: budgets must be >= 0")
+    if context is None or "render" not in context:
+        raise ValueError("add_regions needs a context with render, pipe and background "
+                         "(the trainer's strategy_context)")
+    render, pipe, bg = context["render"], context["pipe"], context["background"]
+    total = {"densified": 0, "spawned": 0}
+    for view, mask, b in zip(views, masks, budgets):
+        mask = _as_mask(mask, view)
+        cap = strategy.budget(model)
+        b = b if cap is None else min(b, cap)
+        if b <= 0 or not bool(mask.any()):
+            continue
+        dev = model.get_xyz.device
+        pkg = render(view, model, pipe, bg, metric_map=mask.to(dev, torch.int32))
+        want_densify = {"densify": b, "spawn": 0, "both": b // 2}[mode]
+        done = densify_in_region(strategy, model, view, mask, pkg["accum_metric_counts"],
+                                 want_densify)
+        total["densified"] += done
+        if mode != "densify":
+            total["spawned"] += spawn_in_region(strategy, model, view, mask, pkg, b - done)
+    return total

@@ -7,7 +7,7 @@ returns a plain namespace with the group's values.
 import ast
 import os
 import sys
-from argparse import ArgumentParser, Namespace
+from argparse import SUPPRESS, ArgumentParser, Namespace
 
 from utils.errors import UserError
 
@@ -144,13 +144,14 @@ class DensificationParams(ParamGroup):
         self.final_prune_opacity = 0.1
         self.final_prune_score = 0.9
         self.sparse_points = 2000
+        self.uncovered_spawn = 200
         super().__init__(parser, "Densification Parameters")
 
     def _help(self):
         return {
             "strategy": "densification strategy: fastgs (default) or 3dgs (the reference)",
             "densification_interval": "densify every N iterations (0 = the strategy's default: "
-                                      "fastgs 500, 3dgs 100)",
+                                      "fastgs iterations/60 within [100, 500], 3dgs 100)",
             "percent_dense": "3dgs: fraction of the scene extent separating clone from split",
             "densify_grad_threshold": "3dgs: mean view-space gradient that triggers densification",
             "max_gaussians": "hard cap on the number of Gaussians (0 = no cap)",
@@ -159,7 +160,8 @@ class DensificationParams(ParamGroup):
             "loss_thresh": "fastgs: a pixel is high-error when its L1 error, min-max normalised "
                            "per view, exceeds this",
             "importance_thresh": "fastgs: densify only Gaussians covering at least this many "
-                                 "high-error pixels per sampled view (mean)",
+                                 "high-error pixels per sampled view (mean), on 1-megapixel "
+                                 "images; scaled down with smaller images",
             "grad_thresh": "fastgs: mean view-space gradient for cloning small Gaussians",
             "grad_abs_thresh": "fastgs: mean absolute (AbsGS) gradient for splitting large ones",
             "dense": "fastgs: fraction of the scene extent separating clone from split",
@@ -170,6 +172,9 @@ class DensificationParams(ParamGroup):
                                  "exceeds this",
             "sparse_points": "fastgs: below this many Gaussians (a sparse start such as "
                              "--random_init 100) densification runs 5x as often",
+            "uncovered_spawn": "fastgs: per sampled view and densification event, spawn at most "
+                               "this many Gaussians on high-error pixels no Gaussian covers "
+                               "(0 = off)",
         }
 
 
@@ -196,6 +201,7 @@ def check_args(args):
 
 def check_densification_args(args):
     for flag in ("densification_interval", "final_prunes", "max_gaussians", "sparse_points",
+                 "uncovered_spawn",
                  "lowfeature_lr", "highfeature_lr", "importance_thresh"):
         if getattr(args, flag, 0) < 0:
             raise UserError(f"--{flag} must be >= 0")
@@ -223,11 +229,22 @@ def read_cfg_args(model_path: str) -> dict:
         raise UserError(f"{path} is not a valid cfg_args file") from e
 
 
-def get_combined_args(parser: ArgumentParser) -> Namespace:
-    """Command line over the training run's cfg_args (as the reference render.py does)."""
-    cmd = parser.parse_args(sys.argv[1:])
-    merged = read_cfg_args(cmd.model_path) if cmd.model_path else {}
-    for k, v in vars(cmd).items():
-        if v is not None:
-            merged[k] = v
+def get_combined_args(parser: ArgumentParser, argv=None) -> Namespace:
+    """Flags given on the command line, over the training run's cfg_args, over defaults.
+
+    Unlike the reference, a default never overrides cfg_args: a model trained with
+    `--mult 1.0` renders with 1.0 unless `--mult` is given again."""
+    argv = sys.argv[1:] if argv is None else argv
+    cmd = parser.parse_args(argv)
+    saved = [(a, a.default) for a in parser._actions]
+    for a, _ in saved:
+        a.default = SUPPRESS  # a second parse that only sees what was typed
+    try:
+        given = vars(parser.parse_args(argv))
+    finally:
+        for a, default in saved:
+            a.default = default
+    merged = {k: v for k, v in vars(cmd).items() if v is not None}
+    merged.update(read_cfg_args(cmd.model_path) if cmd.model_path else {})
+    merged.update(given)
     return Namespace(**merged)

@@ -69,7 +69,7 @@ def wrong_on_left(g):
 
 
 def fastgs(g, **kw):
-    kw = {"cameras_extent": 1.0, "vcd_views": 1, "sparse_points": 0, **kw}
+    kw = {"cameras_extent": 1.0, "vcd_views": 1, "sparse_points": 0, "uncovered_spawn": 0, **kw}
     s = FastGS(**kw)
     s.initialize_state(g)
     return s
@@ -376,3 +376,45 @@ def test_sparse_random_start_grows(demo_scene, tmp_path):
     assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:20])
     fixed = [int(r["gaussians"]) for r in gaussians_after(0)]  # FastGS's fixed cadence
     assert n[-1] > 2 * fixed[-1]
+
+
+def test_uncovered_high_error_pixels_get_gaussians_on_their_rays():
+    """A model covering only the left of the view; the target has content on the right too:
+    spawns land on the rays of high-error transparent pixels, within the per-view budget, and a
+    view the model already matches spawns nothing."""
+    g = model([[-0.8, 0.0, 0.0]], scale=0.2)
+    with torch.no_grad():
+        target = render(camera(), g, PIPE, BG)["render"].clone()
+        alpha = render(camera(), g, PIPE, BG)["alpha"][0]
+    target[:, 10:38, 40:60] = 0.8
+    cam = camera(target)
+    s = fastgs(g, uncovered_spawn=25)
+    n0 = g.num_points
+    spawned = s.spawn_uncovered(g, 1000, context([cam]))
+    assert 0 < spawned <= 25 and g.num_points == n0 + spawned
+    uv, z = project_points(cam, g.get_xyz.detach()[n0:])
+    px = uv.round().long()
+    assert (z > 0).all()
+    assert ((px[:, 0] >= 40) & (px[:, 0] < 60) & (px[:, 1] >= 10) & (px[:, 1] < 38)).all()
+    assert float(alpha[10:38, 40:60].max()) < 0.5  # they were uncovered pixels
+
+    matched = model([[0.0, 0.0, 0.0]], scale=0.5)
+    with torch.no_grad():
+        same = render(camera(), matched, PIPE, BG)["render"].clone()
+    s2 = fastgs(matched, uncovered_spawn=25)
+    assert s2.spawn_uncovered(matched, 1000, context([camera(same)])) == 0
+
+
+def test_schedule_defaults_follow_run_length_and_image_size():
+    from scene.strategies import resolve_strategy_defaults
+    for iterations, want in ((3000, 100), (12_000, 200), (30_000, 500), (90_000, 500)):
+        args = types.SimpleNamespace(strategy="fastgs", iterations=iterations,
+                                     densification_interval=0)
+        assert resolve_strategy_defaults(args).densification_interval == want
+    args = types.SimpleNamespace(strategy="3dgs", iterations=3000, densification_interval=0)
+    assert resolve_strategy_defaults(args).densification_interval == 100
+    s = FastGS(importance_thresh=5.0)
+    small = [types.SimpleNamespace(image_width=200, image_height=100)] * 3
+    big = [types.SimpleNamespace(image_width=2000, image_height=1000)]
+    assert s.importance_threshold(small) == pytest.approx(5.0 * 0.02)
+    assert s.importance_threshold(big) == 5.0

@@ -82,6 +82,40 @@ inline int box_x1(const uint2& b) { return int(b.x >> 16); }
 inline int box_y0(const uint2& b) { return int(b.y & 0xffff); }
 inline int box_y1(const uint2& b) { return int(b.y >> 16); }
 
+// A Gaussian's footprint box clipped to a tile, and the 8-pixel groups it spans.
+struct Clip {
+  int x0, x1, y0, y1, gx0, gx1;
+};
+inline Clip clip(const Splat& g, int tx0, int ty0, int tw, int th) {
+  Clip c;
+  c.x0 = std::max(box_x0(g.box), tx0);
+  c.x1 = std::min(box_x1(g.box), tx0 + tw - 1);
+  c.y0 = std::max(box_y0(g.box), ty0);
+  c.y1 = std::min(box_y1(g.box), ty0 + th - 1);
+  c.gx0 = (c.x0 - tx0) / LANES;
+  c.gx1 = (c.x1 - tx0) / LANES;
+  return c;
+}
+
+// One Gaussian on 8 pixels of row y (first pixel x = pxb): offsets, falloff G, clamped alpha,
+// and the support and alpha tests of the contract (the forward and backward must agree).
+struct Group {
+  v8f dx, G, oG, alpha;
+  v8i in_set;
+};
+inline Group eval_group(const Splat& g, const Clip& c, int pxb, float dy) {
+  Group r;
+  r.dx = g.pos.x - ((float)pxb + kLaneF);
+  const v8i px = pxb + kLaneI;
+  const v8f q = g.conic.x * r.dx * r.dx + 2.0f * g.conic.y * r.dx * dy + g.conic.z * dy * dy;
+  r.G = exp_neg(-0.5f * q);
+  r.oG = g.pos.z * r.G;
+  r.alpha = select(r.oG < gsr::kAlphaMax, r.oG, (v8f){} + gsr::kAlphaMax);
+  r.in_set = (px >= c.x0) & (px <= c.x1) & (q >= 0.0f) & (q <= g.conic.w) &
+             (r.alpha >= gsr::kAlphaMin);
+  return r;
+}
+
 struct Binning {
   int tiles_x = 0, tiles_y = 0;
   std::vector<int64_t> tile_off;   // entries of tile t: [tile_off[t], tile_off[t+1])
@@ -321,26 +355,18 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
     const int64_t s = b.tile_off[t];
     for (int j = 0; j < (int)sp.size() && n_live > 0; ++j) {
       const Splat& g = sp[j];
-      const int x0 = std::max(box_x0(g.box), tx0), x1 = std::min(box_x1(g.box), tx0 + tw - 1);
-      const int y0 = std::max(box_y0(g.box), ty0), y1 = std::min(box_y1(g.box), ty0 + th - 1);
-      const int gx0 = (x0 - tx0) / LANES, gx1 = (x1 - tx0) / LANES;
-      const float o = g.pos.z, ca = g.conic.x, cbb = g.conic.y, cc = g.conic.z, qmax = g.conic.w;
+      const Clip c = clip(g, tx0, ty0, tw, th);
       const int32_t stamp = j + 1;
       v8f hits = {};
       v8i ended = {};
-      for (int py = y0; py <= y1; ++py) {
+      for (int py = c.y0; py <= c.y1; ++py) {
         const float dy = g.pos.y - (float)py;
-        for (int gx = gx0; gx <= gx1; ++gx) {
+        for (int gx = c.gx0; gx <= c.gx1; ++gx) {
           const int p = (py - ty0) * TILE + gx * LANES;
-          const int pxb = tx0 + gx * LANES;
-          const v8f dx = g.pos.x - ((float)pxb + kLaneF);
-          const v8i px = pxb + kLaneI;
-          const v8f q = ca * dx * dx + 2.0f * cbb * dx * dy + cc * dy * dy;
-          v8f alpha = o * exp_neg(-0.5f * q);
-          alpha = select(alpha < gsr::kAlphaMax, alpha, (v8f){} + gsr::kAlphaMax);
+          const Group e = eval_group(g, c, tx0 + gx * LANES, dy);
+          const v8f alpha = e.alpha;
           const v8i lv = load8(live + p);
-          const v8i valid = (lv != 0) & (px >= x0) & (px <= x1) & (q >= 0.0f) & (q <= qmax) &
-                            (alpha >= gsr::kAlphaMin);
+          const v8i valid = (lv != 0) & e.in_set;
           const v8f Tp = load8(T + p);
           const v8f Tn = Tp * (1.0f - alpha);
           const v8i term = valid & (Tn < gsr::kTMin);  // this and all later: not composited
@@ -444,24 +470,16 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
     float* eg = entry_grad.data() + b.tile_off[t] * NG;
     for (int j = max_last - 1; j >= 0; --j) {
       const Splat& g = sp[j];
-      const int x0 = std::max(box_x0(g.box), tx0), x1 = std::min(box_x1(g.box), tx0 + tw - 1);
-      const int y0 = std::max(box_y0(g.box), ty0), y1 = std::min(box_y1(g.box), ty0 + th - 1);
-      const int gx0 = (x0 - tx0) / LANES, gx1 = (x1 - tx0) / LANES;
-      const float o = g.pos.z, ca = g.conic.x, cbb = g.conic.y, cc = g.conic.z, qmax = g.conic.w;
+      const Clip c = clip(g, tx0, ty0, tw, th);
+      const float ca = g.conic.x, cbb = g.conic.y, cc = g.conic.z;
       v8f acc[NG] = {};
-      for (int py = y0; py <= y1; ++py) {
+      for (int py = c.y0; py <= c.y1; ++py) {
         const float dy = g.pos.y - (float)py;
-        for (int gx = gx0; gx <= gx1; ++gx) {
+        for (int gx = c.gx0; gx <= c.gx1; ++gx) {
           const int p = (py - ty0) * TILE + gx * LANES;
-          const int pxb = tx0 + gx * LANES;
-          const v8f dx = g.pos.x - ((float)pxb + kLaneF);
-          const v8i px = pxb + kLaneI;
-          const v8f q = ca * dx * dx + 2.0f * cbb * dx * dy + cc * dy * dy;
-          const v8f G = exp_neg(-0.5f * q);
-          const v8f oG = o * G;
-          const v8f alpha = select(oG < gsr::kAlphaMax, oG, (v8f){} + gsr::kAlphaMax);
-          const v8i valid = (j < load8(last + p)) & (px >= x0) & (px <= x1) & (q >= 0.0f) &
-                            (q <= qmax) & (alpha >= gsr::kAlphaMin);
+          const Group e = eval_group(g, c, tx0 + gx * LANES, dy);
+          const v8f dx = e.dx, G = e.G, oG = e.oG, alpha = e.alpha;
+          const v8i valid = (j < load8(last + p)) & e.in_set;
           const v8f inv = 1.0f / (1.0f - alpha);
           const v8f Tp = load8(T + p);
           const v8f Tj = Tp * inv;  // transmittance in front of this Gaussian

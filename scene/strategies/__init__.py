@@ -25,10 +25,9 @@ def resolve_strategy_defaults(args):
     """Replace "0 = the strategy's default" flags in `args` by that default, so cfg_args
     records the values the run really used."""
     cls = STRATEGIES[args.strategy]
-    defaults = {f.name: f.default for f in fields(cls)}
     for name in cls.AUTO_ZERO:
-        if getattr(args, name, None) == 0 and name in defaults:
-            setattr(args, name, defaults[name])
+        if getattr(args, name, None) == 0:
+            setattr(args, name, cls.auto_default(name, args))
     return args
 
 

@@ -25,6 +25,11 @@ class Strategy:
     AUTO_ZERO = ("densification_interval",)
 
     @classmethod
+    def auto_default(cls, name: str, args):
+        """The value an AUTO_ZERO flag left at 0 takes for this run (the field's default)."""
+        return {f.name: f.default for f in fields(cls)}[name]
+
+    @classmethod
     def from_args(cls, args, **overrides):
         names = {f.name for f in fields(cls)} - {"state"}
         values = {n: getattr(args, n) for n in names if hasattr(args, n)

@@ -36,3 +36,27 @@ def test_bench_scenes_missing_folder_is_one_line(tmp_path):
                        timeout=120)
     assert r.returncode != 0
     assert r.stderr.strip().count("\n") == 0 and "nope" in r.stderr
+
+
+def test_bench_strategies_one_row_per_strategy_and_init(tmp_path):
+    scenes = tmp_path / "scenes"
+    r = subprocess.run([sys.executable, "scripts/make_demo_scene.py", "--out",
+                        str(scenes / "demo"), "--views", "8", "--width", "48", "--height", "36"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "bench"
+    r = subprocess.run([sys.executable, "bench/bench_strategies.py", "--out", str(out),
+                        "--scenes", "demo", "--scenes_dir", str(scenes), "--images", "images",
+                        "--iterations", "10", "--extra", "--llffhold 4"],
+                       cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [[c.strip() for c in l.strip("|").split("|")] for l in r.stdout.splitlines()
+            if l.startswith("| demo |")]
+    assert sorted((c[1], c[2]) for c in rows) == sorted(
+        (s, i) for s in ("fastgs", "3dgs") for i in ("sfm", "random100"))
+    for strategy, init, cells in ((c[1], c[2], c) for c in rows):
+        run = out / f"demo_{strategy}_{init}"
+        results = json.loads((run / "results.json").read_text())["ours_10"]
+        assert abs(float(cells[4]) - results["PSNR"]) < 0.006
+        ply = (run / "input.ply").read_bytes()[:400].decode("ascii", "replace")
+        assert ("element vertex 100\n" in ply) == (init == "random100")

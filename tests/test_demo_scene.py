@@ -3,7 +3,6 @@ ground truth for the projection convention."""
 import os
 import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -31,15 +30,14 @@ def _files(folder):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("demo"))
-    t = time.time()
     subprocess.run([sys.executable, SCRIPT, "--out", out], check=True, cwd=REPO,
                    capture_output=True)
-    return out, time.time() - t
+    return out
 
 
 def test_default_generation(demo):
-    out, seconds = demo
-    assert seconds < 10
+    # No wall-time assertion: speed belongs in bench/, and a loaded CI machine fails timings.
+    out = demo
     assert len(os.listdir(os.path.join(out, "images"))) == 32
     cams, imgs, pts = read_model(os.path.join(out, "sparse", "0"))
     assert [c.model for c in cams.values()] == ["PINHOLE"]
@@ -65,7 +63,7 @@ def test_deterministic_and_idempotent(tmp_path):
 def test_reread_and_track_reprojection(demo):
     """Each observation (COLMAP pixel coords) must sit 0.5 px right/below our projection of its
     exact surface point; the stored points carry ~4 mm noise, hence the tolerance."""
-    out, _ = demo
+    out = demo
     si = readColmapSceneInfo(out, "images", eval=True)
     assert len(si.train_cameras) == 28 and len(si.test_cameras) == 4
     assert si.point_cloud is not None

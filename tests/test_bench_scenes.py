@@ -5,15 +5,14 @@ import os
 import subprocess
 import sys
 
+from tests.demo_scenes import make_scene
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_bench_scenes_row_matches_outputs(tmp_path):
     scenes = tmp_path / "scenes"
-    r = subprocess.run([sys.executable, "scripts/make_demo_scene.py", "--out",
-                        str(scenes / "demo"), "--views", "8", "--width", "48", "--height", "36"],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    make_scene(scenes / "demo", views=8, width=48, height=36)
     out = tmp_path / "bench"
     r = subprocess.run([sys.executable, "bench/bench_scenes.py", "--out", str(out), "--scenes",
                         "demo", "--scenes_dir", str(scenes), "--images", "images",
@@ -40,10 +39,7 @@ def test_bench_scenes_missing_folder_is_one_line(tmp_path):
 
 def test_bench_strategies_one_row_per_strategy_and_init(tmp_path):
     scenes = tmp_path / "scenes"
-    r = subprocess.run([sys.executable, "scripts/make_demo_scene.py", "--out",
-                        str(scenes / "demo"), "--views", "8", "--width", "48", "--height", "36"],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    make_scene(scenes / "demo", views=8, width=48, height=36)
     out = tmp_path / "bench"
     r = subprocess.run([sys.executable, "bench/bench_strategies.py", "--out", str(out),
                         "--scenes", "demo", "--scenes_dir", str(scenes), "--images", "images",

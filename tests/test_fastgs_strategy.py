@@ -19,6 +19,7 @@ from scene.strategies.multiview import high_error_map, sample_views
 from scene.strategies.regions import project_points, unproject_pixels
 from utils.general_utils import inverse_sigmoid
 from utils.sh_utils import SH2RGB
+from tests.demo_scenes import make_scene
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 W, H, F = 64, 48, 60.0
@@ -314,11 +315,7 @@ def run(args):
 
 @pytest.fixture(scope="module")
 def demo_scene(tmp_path_factory):
-    out = tmp_path_factory.mktemp("scene") / "demo"
-    r = run(["scripts/make_demo_scene.py", "--out", str(out), "--views", "10", "--width", "64",
-             "--height", "48"])
-    assert r.returncode == 0, r.stderr
-    return str(out)
+    return make_scene(tmp_path_factory.mktemp("scene") / "demo", views=10, width=64, height=48)
 
 
 def log_rows(m):

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from tests.demo_scenes import make_scene
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -18,11 +19,7 @@ def run(args, cwd=REPO):
 
 @pytest.fixture(scope="module")
 def demo_scene(tmp_path_factory):
-    out = tmp_path_factory.mktemp("scene") / "demo"
-    r = run(["scripts/make_demo_scene.py", "--out", str(out), "--views", "10", "--width", "64",
-             "--height", "48"])
-    assert r.returncode == 0, r.stderr
-    return str(out)
+    return make_scene(tmp_path_factory.mktemp("scene") / "demo", views=10, width=64, height=48)
 
 
 TRAIN_FLAGS = ["--eval", "--llffhold", "5", "--densify_from_iter", "10",

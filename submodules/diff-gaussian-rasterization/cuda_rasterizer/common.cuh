@@ -1,5 +1,5 @@
-// CUDA-only internals: buffer carving, per-pair and per-pixel state, kernel launchers. What the
-// CPU backend shares (constants, frame, per-Gaussian state, pair test) is in geometry.h.
+// CUDA-only internals: buffer carving, per-pair and per-pixel state, the pair test, kernel
+// launchers. What the CPU backend shares (constants, frame, per-Gaussian state) is in geometry.h.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +43,21 @@ struct ImageState {
   size_t bytes;
   static ImageState carve(char* base, int pixels, int tiles);
 };
+
+// Support and alpha test of one (pixel, Gaussian) pair, shared by forward and backward so both
+// see the same set. Returns false when the pair is skipped.
+GS_HD bool eval_pair(const float4& pos, const float4& con, const uint2& box, int px, int py,
+                     float& dx, float& dy, float& G, float& alpha) {
+  const int x0 = box.x & 0xffff, x1 = box.x >> 16, y0 = box.y & 0xffff, y1 = box.y >> 16;
+  if (px < x0 || px > x1 || py < y0 || py > y1) return false;
+  dx = pos.x - float(px);
+  dy = pos.y - float(py);
+  const float q = con.x * dx * dx + 2.0f * con.y * dx * dy + con.z * dy * dy;
+  if (!(q >= 0.0f && q <= con.w)) return false;
+  G = expf(-0.5f * q);
+  alpha = fminf(kAlphaMax, pos.z * G);
+  return alpha >= kAlphaMin;
+}
 
 void check_cuda(const char* where, bool sync);
 

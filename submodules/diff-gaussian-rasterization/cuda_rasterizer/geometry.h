@@ -1,5 +1,6 @@
 // Definitions shared by the CUDA kernels and the CPU backend: constants of the contract, the
-// per-call frame, per-Gaussian preprocessing results, the pair test and point transforms.
+// per-call frame, per-Gaussian preprocessing results and point transforms. (The per-pixel
+// pair test is per backend: scalar in common.cuh, 8-lane SIMD in gaussian_renderer/cpp.)
 #pragma once
 
 #include <cstddef>
@@ -67,21 +68,6 @@ struct GeomState {
   size_t bytes;  // total size of the carved layout
   static GeomState carve(char* base, int P);
 };
-
-// Support and alpha test of one (pixel, Gaussian) pair, shared by forward and backward so both
-// see the same set. Returns false when the pair is skipped.
-GS_HD bool eval_pair(const float4& pos, const float4& con, const uint2& box, int px, int py,
-                     float& dx, float& dy, float& G, float& alpha) {
-  const int x0 = box.x & 0xffff, x1 = box.x >> 16, y0 = box.y & 0xffff, y1 = box.y >> 16;
-  if (px < x0 || px > x1 || py < y0 || py > y1) return false;
-  dx = pos.x - float(px);
-  dy = pos.y - float(py);
-  const float q = con.x * dx * dx + 2.0f * con.y * dx * dy + con.z * dy * dy;
-  if (!(q >= 0.0f && q <= con.w)) return false;
-  G = expf(-0.5f * q);
-  alpha = fminf(kAlphaMax, pos.z * G);
-  return alpha >= kAlphaMin;
-}
 
 GS_HD float3 transform_point(const float* m, float3 p) {
   // Row-vector convention: out_j = sum_i p_i m[4i+j] + m[12+j].

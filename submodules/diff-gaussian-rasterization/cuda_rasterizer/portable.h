@@ -1,6 +1,6 @@
-// Host/device portability: the per-Gaussian math and the pair test compile with nvcc for the
-// CUDA kernels and with a plain C++ compiler for the CPU backend (gaussian_renderer/cpp), so
-// the CPU build exercises the very code the GPU runs.
+// Host/device portability: the per-Gaussian math compiles with nvcc for the CUDA kernels and
+// with a plain C++ compiler for the CPU backend (gaussian_renderer/cpp), so the CPU build
+// exercises the very code the GPU runs.
 #pragma once
 
 #ifdef __CUDACC__

@@ -8,7 +8,9 @@ package works; otherwise one line says why and PSNR/SSIM are still written). Res
 `<model>/results.json` ({"ours_N": {"SSIM", "PSNR", "LPIPS"}}) and `<model>/per_view.json`
 ({"ours_N": {"SSIM": {view: value}, ...}}); entries for other iterations already in those
 files are kept. PSNR of a view identical to its ground truth is +inf, written as the JSON
-token `Infinity` (Python's json reads it back), as the reference does.
+token `Infinity` (Python's json reads it back), as the reference does. Where render.py also
+wrote `alpha/*.png`, "Coverage" is the fraction of pixels with accumulated opacity > 0.5 (how
+much of each view the model explains at all; telling for sparse or random starts).
 """
 import argparse
 import json
@@ -27,6 +29,7 @@ from utils.io_utils import atomic_write_json
 from utils.loss_utils import ssim
 
 PROG = "metrics.py"
+COVERAGE_ALPHA = 0.5
 _METHOD_DIR = re.compile(r"^ours_(\d+)$")
 
 
@@ -109,6 +112,10 @@ def evaluate_method(method_dir: str, lpips_fn=None, device="cpu", progress: bool
             per_view["PSNR"][name] = float(psnr(render, gt)[0])
             if lpips_fn is not None:
                 per_view["LPIPS"][name] = float(lpips_fn(render, gt)[0])
+            a_path = os.path.join(method_dir, "alpha", name)
+            if os.path.isfile(a_path):
+                alpha = np.asarray(Image.open(a_path).convert("L"), dtype=np.float32) / 255.0
+                per_view.setdefault("Coverage", {})[name] = float((alpha > COVERAGE_ALPHA).mean())
     means = {k: float(np.mean(list(v.values()))) for k, v in per_view.items()}
     return means, per_view
 
@@ -138,7 +145,7 @@ def evaluate_model(model_path: str, split: str = "test", lpips_fn=None, iteratio
             print(f"Method: {name}")
         results[name], per_view[name] = evaluate_method(method_dir, lpips_fn, device, progress)
         if progress:
-            for key in ("SSIM", "PSNR", "LPIPS"):
+            for key in ("SSIM", "PSNR", "LPIPS", "Coverage"):
                 if key in results[name]:
                     print(f"  {key:<5}: {results[name][key]:>12.7f}")
             print("")

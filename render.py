@@ -1,6 +1,7 @@
 """Render a trained model's train/test views: python render.py -m <model> [--iteration N]
 
-Writes <model>/<split>/ours_<N>/{renders,gt}/<index>.png as the reference codebase.
+Writes <model>/<split>/ours_<N>/{renders,gt}/<index>.png as the reference codebase, and
+alpha/<index>.png (accumulated opacity, 8-bit grey) from which metrics.py reports coverage.
 """
 import os
 import sys
@@ -18,6 +19,8 @@ from utils.io_utils import atomic_path
 
 def save_png(tensor: torch.Tensor, path: str):
     arr = (tensor.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = arr[:, :, 0]
     with atomic_path(path) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG")
 
@@ -25,11 +28,12 @@ def save_png(tensor: torch.Tensor, path: str):
 def render_set(model_path, name, iteration, views, gaussians, pipeline, background, quiet):
     from gaussian_renderer import render
     base = os.path.join(model_path, name, f"ours_{iteration}")
-    for sub in ("renders", "gt"):
+    for sub in ("renders", "gt", "alpha"):
         os.makedirs(os.path.join(base, sub), exist_ok=True)
     for idx, view in enumerate(tqdm(views, desc=f"Rendering {name}", disable=quiet)):
-        img = render(view, gaussians, pipeline, background)["render"]
-        save_png(img, os.path.join(base, "renders", f"{idx:05d}.png"))
+        pkg = render(view, gaussians, pipeline, background)
+        save_png(pkg["render"], os.path.join(base, "renders", f"{idx:05d}.png"))
+        save_png(pkg["alpha"], os.path.join(base, "alpha", f"{idx:05d}.png"))
         save_png(view.original_image, os.path.join(base, "gt", f"{idx:05d}.png"))
 
 

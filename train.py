@@ -4,7 +4,7 @@ import sys
 from argparse import ArgumentParser, Namespace
 
 from arguments import (DensificationParams, ModelParams, OptimizationParams, PipelineParams,
-                       check_args)
+                       SemanticParams, check_args)
 from utils.errors import user_errors_exit
 from utils.io_utils import atomic_write_text, ensure_writable_dir
 
@@ -12,7 +12,7 @@ from utils.io_utils import atomic_write_text, ensure_writable_dir
 def build_parser():
     parser = ArgumentParser(description="Train 3D Gaussian Splatting")
     groups = (ModelParams(parser), OptimizationParams(parser), PipelineParams(parser),
-              DensificationParams(parser))
+              DensificationParams(parser), SemanticParams(parser))
     parser.add_argument("--test_iterations", nargs="+", type=int, default=[7_000, 30_000])
     parser.add_argument("--save_iterations", nargs="+", type=int, default=[7_000, 30_000])
     parser.add_argument("--checkpoint_iterations", nargs="+", type=int, default=[])
@@ -24,7 +24,7 @@ def build_parser():
 
 
 def main(argv=None):
-    parser, (lp, op, pp, dp) = build_parser()
+    parser, (lp, op, pp, dp, sp) = build_parser()
     args = parser.parse_args(argv)
     args.save_iterations = sorted(set(args.save_iterations) | {args.iterations})
     with user_errors_exit("train.py"):
@@ -32,6 +32,8 @@ def main(argv=None):
         from scene.strategies import resolve_strategy_defaults
         from scene.trainer import (Trainer, TrainConfig, default_model_path, open_tensorboard)
         resolve_strategy_defaults(args)
+        from semantic.schedule import resolve_phase_defaults
+        resolve_phase_defaults(args)
         if not args.model_path:
             args.model_path = default_model_path()
         ensure_writable_dir(args.model_path)
@@ -43,8 +45,14 @@ def main(argv=None):
                           save_iterations=args.save_iterations,
                           checkpoint_iterations=args.checkpoint_iterations,
                           start_checkpoint=args.start_checkpoint, quiet=args.quiet)
+        from semantic.guidance import SemanticGuidance, make_proposer
+        from scene.trainer import resolve_device
+        # Before the scene loads: a bad model path costs no time. (The VLM itself loads lazily.)
+        proposer = make_proposer(args, resolve_device(args.device))
         trainer = Trainer(lp.extract(args), op.extract(args), pp.extract(args),
                           dp.extract(args), cfg, tb)
+        if proposer is not None:
+            SemanticGuidance(args, proposer).attach(trainer)
         seconds = trainer.train()
         if not args.quiet:
             print(f"\nTraining complete in {seconds:.1f} s: {trainer.gaussians.num_points} "

@@ -178,6 +178,69 @@ class DensificationParams(ParamGroup):
         }
 
 
+class SemanticParams(ParamGroup):
+    """Semantic guidance (semantic/): a region proposer on a phase schedule."""
+
+    def __init__(self, parser):
+        self.region_proposer = ""
+        self.qwen_model_path = ""
+        self.vlm_device = "auto"
+        self.vlm_dtype = "auto"
+        self.vlm_max_pixels = 448 * 448
+        self.vlm_max_new_tokens = 256
+        self.vlm_offload = False
+        self.prompt_file = ""
+        self.semantic_num_samples = 4
+        self.total_iterations = 0
+        for i in (1, 2, 3):
+            for key in ("start", "end", "interval", "max_points"):
+                setattr(self, f"phase{i}_{key}", -1)
+        self.prune_protection = -1
+        self.phase3_views = "interpolated"
+        self.max_boxes = 8
+        self.max_box_frac = 0.5
+        self.region_error_thresh = 0.3
+        self.region_min_priority = 0.0
+        self.save_region_vis = False
+        super().__init__(parser, "Semantic Guidance Parameters")
+
+    def _help(self):
+        h = {
+            "region_proposer": "qwen (Qwen3-VL, the default when --qwen_model_path is given), "
+                               "error (error-map boxes, no model) or none (plain training)",
+            "qwen_model_path": "Qwen3-VL model: a local folder or a hub id",
+            "vlm_device": "device of the VLM (auto = the training device)",
+            "vlm_dtype": "auto (bf16/fp16 on GPU, fp32 on CPU), fp32, bf16 or fp16",
+            "vlm_max_pixels": "images are resized to multiples of 32 px within this many pixels",
+            "vlm_max_new_tokens": "answer length limit of one analysis",
+            "vlm_offload": "move the VLM to the CPU between analyses (gives VRAM back)",
+            "prompt_file": "YAML with phase1/phase2/phase3 prompts, or one text for all",
+            "semantic_num_samples": "views looked at per analysis (one batched VLM call)",
+            "total_iterations": "length the phase schedule is laid out for (0 = --iterations)",
+            "prune_protection": "iterations after the last guided densification before pruning "
+                                "and refinement start (-1 = 1000 at 20k, scaled)",
+            "phase3_views": "interpolated (poses between training cameras) or test (the test "
+                            "cameras' poses, as the original method; leaks the test split)",
+            "max_boxes": "boxes kept per view and answer",
+            "max_box_frac": "boxes larger than this fraction of the view are dropped",
+            "region_error_thresh": "error proposer: normalised error above which a pixel is "
+                                   "part of a region",
+            "region_min_priority": "inside a region, densify Gaussians whose gradient reaches "
+                                   "this fraction of the strategy's threshold (1 = no "
+                                   "relaxation, 0 = any Gaussian covering the region)",
+            "save_region_vis": "write renders, targets, boxes and masks to <model>/regions/",
+        }
+        names = {1: "detail formation", 2: "background completion", 3: "novel-view refinement"}
+        for i, name in names.items():
+            h[f"phase{i}_start"] = f"phase {i} ({name}) owns iterations (start, end] " \
+                                   "(-1 = the published schedule scaled to the run)"
+            h[f"phase{i}_interval"] = f"phase {i}: iterations between analyses"
+            h[f"phase{i}_max_points"] = f"phase {i}: at most this many new Gaussians per view " \
+                                        "and analysis (-1 = the published cap scaled by the " \
+                                        "image area over 1 MP)"
+        return h
+
+
 STRATEGIES = ("fastgs", "3dgs")
 
 
@@ -197,6 +260,7 @@ def check_args(args):
     if getattr(args, "mult", 1.0) <= 0:
         raise UserError("--mult must be > 0")
     check_densification_args(args)
+    check_semantic_args(args)
 
 
 def check_densification_args(args):
@@ -210,6 +274,38 @@ def check_densification_args(args):
     for flag in ("loss_thresh", "final_prune_score", "final_prune_opacity"):
         if not 0.0 <= getattr(args, flag, 0.5) <= 1.0:
             raise UserError(f"--{flag} must be in [0, 1]")
+
+
+def check_semantic_args(args):
+    if not hasattr(args, "region_proposer"):
+        return
+    if args.region_proposer not in ("", "none", "error", "qwen"):
+        raise UserError(f"--region_proposer must be qwen, error or none, "
+                        f"got {args.region_proposer!r}")
+    if args.region_proposer == "qwen" and not args.qwen_model_path:
+        raise UserError("--region_proposer qwen needs --qwen_model_path (a folder or hub id)")
+    if args.phase3_views not in ("interpolated", "test"):
+        raise UserError(f"--phase3_views must be interpolated or test, got {args.phase3_views!r}")
+    if args.semantic_num_samples < 1:
+        raise UserError("--semantic_num_samples must be at least 1")
+    if args.total_iterations < 0:
+        raise UserError("--total_iterations must be >= 0")
+    if not 0.0 < args.max_box_frac <= 1.0:
+        raise UserError("--max_box_frac must be in (0, 1]")
+    if args.region_min_priority < 0:
+        raise UserError("--region_min_priority must be >= 0")
+    if args.max_boxes < 1:
+        raise UserError("--max_boxes must be at least 1")
+    if args.vlm_max_pixels < 32 * 32:
+        raise UserError("--vlm_max_pixels must be at least 1024 (one 32x32 tile)")
+    for i in (1, 2, 3):
+        start, end = getattr(args, f"phase{i}_start"), getattr(args, f"phase{i}_end")
+        if start >= 0 and end >= 0 and end < start:
+            raise UserError(f"--phase{i}_end ({end}) is before --phase{i}_start ({start})")
+        if getattr(args, f"phase{i}_interval") == 0:
+            raise UserError(f"--phase{i}_interval must be > 0 (-1 = the default)")
+    if args.vlm_dtype not in ("auto", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16"):
+        raise UserError(f"--vlm_dtype must be auto, fp32, bf16 or fp16, got {args.vlm_dtype!r}")
 
 
 def read_cfg_args(model_path: str) -> dict:

@@ -60,7 +60,7 @@ def bench_one(name, args, env):
     n = gaussians_in(os.path.join(out, "point_cloud", f"iteration_{args.iterations}",
                                   "point_cloud.ply"))
     return dict(psnr=res["PSNR"], ssim=res["SSIM"], lpips=res.get("LPIPS"), gaussians=n,
-                wall=wall)
+                wall=wall, coverage=res.get("Coverage"))
 
 
 def thread_env(threads: int) -> dict:

@@ -82,7 +82,7 @@ def test_divergence_stops_with_iteration_and_checkpoint(demo_scene, tmp_path):
     import train
     from scene.trainer import TrainingDiverged
     m = str(tmp_path / "nan")
-    parser, (lp, op, pp, dp) = train.build_parser()
+    parser, (lp, op, pp, dp, _) = train.build_parser()
     args = parser.parse_args(["-s", demo_scene, "-m", m, "--iterations", "30",
                               "--checkpoint_iterations", "10", *TRAIN_FLAGS])
     os.makedirs(m)

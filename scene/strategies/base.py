@@ -56,13 +56,15 @@ class Strategy:
 
     # -- region hooks (semantic guidance, editing) ----------------------------------------
     def add_regions(self, model, views, masks, budget, mode: str = "both",
-                    context: Optional[dict] = None) -> dict:
+                    context: Optional[dict] = None, min_priority: float = 0.0) -> dict:
         """Densify / spawn Gaussians inside per-view (H,W) bool masks, at most `budget` new
         Gaussians per view and never past max_gaussians. See scene/strategies/regions.py."""
-        return regions.add_regions(self, model, views, masks, budget, mode, context)
+        return regions.add_regions(self, model, views, masks, budget, mode, context,
+                                   min_priority)
 
     def densify_priority(self, model) -> torch.Tensor:
-        """Per-Gaussian gradient statistic that ranks densification candidates."""
+        """Per-Gaussian gradient statistic that ranks densification candidates, as a ratio
+        to the strategy's own threshold (>= 1: the strategy would densify it by gradient)."""
         return torch.zeros(model.num_points, device=model.get_xyz.device)
 
     def small_mask(self, model) -> torch.Tensor:

@@ -7,7 +7,8 @@ from typing import List
 import torch
 
 from scene.strategies.base import Strategy
-from scene.strategies.multiview import high_error_map, sample_views, score_gaussians
+from scene.strategies.multiview import (high_error_map, sample_views, score_gaussians,
+                                        spread_iterations, vcp_prune)
 from scene.strategies.regions import ALPHA_SOLID
 
 RESET_MARGIN = 500        # as Vanilla3DGS: no opacity reset/clamp this close to the end
@@ -38,6 +39,8 @@ class FastGS(Strategy):
     final_prunes, final_prune_opacity, final_prune_score: after densification, `final_prunes`
         events spread evenly over the rest of the run remove Gaussians below
         final_prune_opacity or above final_prune_score (FastGS: 18k/21k/24k/27k of 15k..30k).
+    final_prune_from: those events start no earlier than this iteration (0 = end of
+        densification); semantic guidance sets it so guided Gaussians get their protection.
     sparse_points: below this many Gaussians the model is sparse and densifies more often
         (see `interval`).
     uncovered_spawn: per sampled view and event, at most this many Gaussians are spawned on
@@ -58,6 +61,7 @@ class FastGS(Strategy):
     final_prunes: int = 4
     final_prune_opacity: float = 0.1
     final_prune_score: float = 0.9
+    final_prune_from: int = 0
     sparse_points: int = 2000
     uncovered_spawn: int = 200
     seed: int = 0
@@ -107,13 +111,8 @@ class FastGS(Strategy):
     def final_prune_iterations(self) -> List[int]:
         """`final_prunes` iterations spread evenly over (end of densification, end of run):
         with 15k/30k and 4 prunes this is FastGS's 18k, 21k, 24k, 27k."""
-        end = self.total_iterations
-        start = min(self.densify_until_iter, end)
-        if self.final_prunes <= 0 or end - start < 2:
-            return []
-        step = (end - start) / (self.final_prunes + 1)
-        its = {start + round(step * k) for k in range(1, self.final_prunes + 1)}
-        return sorted(i for i in its if start < i < end)
+        start = max(min(self.densify_until_iter, self.total_iterations), self.final_prune_from)
+        return spread_iterations(start, self.total_iterations, self.final_prunes)
 
     def _near_end(self, iteration):
         return self.total_iterations and iteration > self.total_iterations - RESET_MARGIN
@@ -226,9 +225,5 @@ class FastGS(Strategy):
     @torch.no_grad()
     def final_prune(self, model, iteration, ctx) -> int:
         _, prune_score = self._scores(model, iteration, ctx)
-        remove = (model.get_opacity < self.final_prune_opacity).squeeze(1)
-        remove |= prune_score > self.final_prune_score
-        if bool(remove.all()):  # never leave an empty model behind
-            return 0
-        model.prune(remove, state=self.state)
-        return int(remove.sum())
+        return vcp_prune(model, prune_score, self.final_prune_opacity, self.final_prune_score,
+                         self.state)

@@ -66,3 +66,24 @@ def score_gaussians(model, views: Sequence, render, pipe, background: torch.Tens
         counts_sum += counts
         weighted += float(loss) * counts
     return counts_sum / len(views), minmax(weighted)
+
+
+def spread_iterations(start: int, end: int, n: int) -> List[int]:
+    """n iterations spread evenly strictly inside (start, end)."""
+    if n <= 0 or end - start < 2:
+        return []
+    step = (end - start) / (n + 1)
+    return sorted({i for i in (start + round(step * k) for k in range(1, n + 1)) if start < i < end})
+
+
+@torch.no_grad()
+def vcp_prune(model, prune_score: torch.Tensor, opacity_thresh: float, score_thresh: float,
+              state=None) -> int:
+    """FastGS's view-consistent pruning: remove Gaussians below `opacity_thresh` or whose
+    multi-view pruning score exceeds `score_thresh`; never empties the model."""
+    remove = (model.get_opacity < opacity_thresh).squeeze(1)
+    remove |= prune_score > score_thresh
+    if bool(remove.all()):
+        return 0
+    model.prune(remove, state=state)
+    return int(remove.sum())

@@ -87,8 +87,10 @@ def _far_depth(model, view, depth_img, solid) -> float:
     return 1.0
 
 
-def densify_in_region(strategy, model, view, mask, counts, k: int) -> int:
-    """Clone/split up to k Gaussians inside `mask` (counts = masked pixels each covers)."""
+def densify_in_region(strategy, model, view, mask, counts, k: int,
+                      min_priority: float = 0.0) -> int:
+    """Clone/split up to k Gaussians inside `mask` (counts = masked pixels each covers) whose
+    gradient statistic is at least `min_priority` of the strategy's threshold."""
     if k <= 0 or model.num_points == 0:
         return 0
     uv, z = project_points(view, model.get_xyz.detach())
@@ -98,8 +100,8 @@ def densify_in_region(strategy, model, view, mask, counts, k: int) -> int:
     centre_in = torch.zeros_like(inside)
     idx = inside.nonzero(as_tuple=True)[0]
     centre_in[idx] = mask.to(px.device)[px[idx, 1], px[idx, 0]]
-    cand = centre_in & (counts > 0)
     prio = strategy.densify_priority(model).float()
+    cand = centre_in & (counts > 0) & (prio >= min_priority)
     prio = prio / prio.max().clamp_min(1e-12) * 0.5  # < 1: only breaks ties between counts
     chosen = strategy.top_k_mask(cand, counts.float() + prio, k)
     if not bool(chosen.any()):
@@ -139,12 +141,15 @@ def spawn_in_region(strategy, model, view, mask, pkg, m: int) -> int:
 @torch.no_grad()
 def add_regions(strategy, model, views: Sequence, masks: Sequence,
                 budget: Union[int, Sequence[int]], mode: str = "both",
-                context: Optional[dict] = None) -> dict:
+                context: Optional[dict] = None, min_priority: float = 0.0) -> dict:
     """Densify and/or spawn inside each view's mask; returns {"densified": n, "spawned": m}.
 
     budget: new Gaussians allowed per view (an int for all views, or one per view). In "both"
     mode half of it goes to densification and the rest, with whatever densification could
     not use, to spawning.
+    min_priority: densify only Gaussians whose gradient statistic reaches this fraction of
+    the strategy's own threshold (0 = any Gaussian covering the region; guidance uses < 1 to
+    relax the strategy's test inside the region rather than bypass it).
     """
     if mode not in MODES:
         raise ValueError(f"add_regions: mode must be one of {MODES}, got {mode!r}")
@@ -169,7 +174,7 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
         pkg = render(view, model, pipe, bg, metric_map=mask.to(dev, torch.int32))
         want_densify = {"densify": b, "spawn": 0, "both": b // 2}[mode]
         done = densify_in_region(strategy, model, view, mask, pkg["accum_metric_counts"],
-                                 want_densify)
+                                 want_densify, min_priority)
         total["densified"] += done
         if mode != "densify":
             total["spawned"] += spawn_in_region(strategy, model, view, mask, pkg, b - done)

@@ -57,7 +57,7 @@ class Vanilla3DGS(Strategy):
 
     def densify_priority(self, model):
         grads = self.state["grad_accum"] / self.state["denom"]
-        return torch.nan_to_num(grads, nan=0.0, posinf=0.0)
+        return torch.nan_to_num(grads, nan=0.0, posinf=0.0) / self.densify_grad_threshold
 
     def _reset_stats(self, model):
         self.initialize_state(model)

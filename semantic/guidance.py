@@ -1,0 +1,209 @@
+"""Semantic guidance: on the phase schedule, propose regions and grow Gaussians there.
+
+Attached to the trainer as a hook (called after every optimizer step). At an analysis
+iteration of phase N it samples `--semantic_num_samples` views (training views for phases 1
+and 2, novel views for phase 3), renders them, asks the proposer for regions, and hands each
+view's mask to the strategy's region hooks: Gaussians that cover masked pixels are densified
+(ranked by coverage), and masked pixels no Gaussian covers (alpha < 0.5) get new Gaussians
+back-projected onto their rays. Never more than `--phaseN_max_points` per view, never past
+`--max_gaussians`. From `refine_start` on, the run only prunes (FastGS's VCP) and refines.
+"""
+import copy
+import os
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from scene.strategies.multiview import sample_views, score_gaussians, spread_iterations, vcp_prune
+from scene.strategies.regions import ALPHA_SOLID
+from semantic import visualize
+from semantic.proposers import ErrorProposer, Observation, QwenProposer
+from semantic.schedule import REFINE, PhaseSchedule, resolve_caps
+from semantic.views import analysis_views
+from utils.errors import UserError
+from utils.io_utils import atomic_write_json
+
+PIXELS_PER_SPAWN = 9   # at most one new Gaussian per 3x3 pixels of empty region
+
+
+def make_proposer(args, device: torch.device):
+    """None (plain training), ErrorProposer or QwenProposer, from the semantic flags."""
+    kind = args.region_proposer or ("qwen" if args.qwen_model_path else "")
+    if not kind or kind == "none":
+        return None
+    if kind == "error":
+        return ErrorProposer(args.max_boxes, args.max_box_frac, args.region_error_thresh)
+    if kind == "qwen":
+        if not args.qwen_model_path:
+            raise UserError("--region_proposer qwen needs --qwen_model_path (a folder or hub id)")
+        from semantic.prompts import load_prompts
+        from semantic.vlm import load_vlm
+        vlm_device = device if args.vlm_device in ("", "auto") else torch.device(args.vlm_device)
+        vlm = load_vlm(args.qwen_model_path, vlm_device, dtype=args.vlm_dtype,
+                       max_pixels=args.vlm_max_pixels, max_new_tokens=args.vlm_max_new_tokens,
+                       offload=args.vlm_offload)
+        return QwenProposer(vlm, load_prompts(args.prompt_file), args.max_boxes,
+                            args.max_box_frac)
+    raise UserError(f"--region_proposer must be qwen, error or none, got {kind!r}")
+
+
+def fill_colours(render_black: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Colours for pixels a novel view leaves empty: the surrounding surface colours spread
+    into the holes (normalised convolution of the alpha-premultiplied render)."""
+    k = max(3, (max(render_black.shape[1:]) // 8) | 1)
+    num = F.avg_pool2d(render_black[None], k, stride=1, padding=k // 2, count_include_pad=False)
+    den = F.avg_pool2d(alpha[None, None], k, stride=1, padding=k // 2, count_include_pad=False)
+    own = render_black / alpha.clamp_min(1e-3)
+    spread = num[0] / den[0].clamp_min(1e-3)
+    mean = render_black.sum((1, 2)) / alpha.sum().clamp_min(1e-3)
+    spread = torch.where(den[0] > 1e-3, spread, mean[:, None, None])
+    return torch.where(alpha >= ALPHA_SOLID, own, spread).clamp(0, 1)
+
+
+class SemanticGuidance:
+    def __init__(self, args, proposer):
+        self.args = args
+        self.proposer = proposer
+        self.schedule: Optional[PhaseSchedule] = None
+        self.records: List[dict] = []
+
+    # -- wiring -------------------------------------------------------------------------
+    def attach(self, trainer):
+        resolve_caps(self.args, trainer.scene.getTrainCameras())
+        self.schedule = PhaseSchedule.from_args(self.args)
+        self.write_schedule(trainer.dataset.model_path)
+        trainer.hooks.append(self)
+        trainer.phase_of = self.schedule.phase_at
+        strategy = trainer.strategy
+        self.refine_prunes = []
+        if hasattr(strategy, "final_prune_from"):
+            # FastGS prunes on its own schedule; keep it out of the guided window.
+            strategy.final_prune_from = max(strategy.final_prune_from, self.schedule.refine_start)
+        elif self.args.final_prunes > 0:
+            self.refine_prunes = spread_iterations(self.schedule.refine_start - 1,
+                                                   self.schedule.total, self.args.final_prunes)
+        if not trainer.cfg.quiet:
+            tqdm.write(f"Semantic guidance ({type(self.proposer).__name__}): "
+                       f"{self.schedule.describe()}")
+        return self
+
+    def write_schedule(self, model_path: str):
+        """<model>/regions/schedule.json: the resolved phases, caps and refine start."""
+        sched = self.schedule
+        data = {"phases": [dict(name=p.name, start=p.start, end=p.end, interval=p.interval,
+                                max_points=p.max_points,
+                                analyses=[i for i in p.analysis_iterations() if i <= sched.total])
+                           for p in sched.phases],
+                "prune_protection": sched.prune_protection, "refine_start": sched.refine_start,
+                "total_iterations": sched.total, "proposer": type(self.proposer).__name__,
+                "semantic_num_samples": self.args.semantic_num_samples,
+                "region_min_priority": self.args.region_min_priority}
+        os.makedirs(os.path.join(model_path, "regions"), exist_ok=True)
+        atomic_write_json(os.path.join(model_path, "regions", "schedule.json"), data)
+
+    def __call__(self, trainer, iteration: int):
+        phase = self.schedule.analysis_at(iteration)
+        if phase is not None:
+            self.analyse(trainer, iteration, phase)
+        if iteration in self.refine_prunes:
+            self.refine_prune(trainer, iteration)
+
+    # -- one analysis -------------------------------------------------------------------
+    @torch.no_grad()
+    def analyse(self, trainer, iteration: int, phase) -> dict:
+        ctx = trainer.strategy_context
+        g, strategy = trainer.gaussians, trainer.strategy
+        render, pipe, bg = ctx["render"], ctx["pipe"], ctx["background"]
+        dev = g.get_xyz.device
+        t0 = time.perf_counter()
+        views = analysis_views(phase.name, trainer.scene.getTrainCameras(),
+                               trainer.scene.getTestCameras(), self.args.semantic_num_samples,
+                               self.args.seed, iteration, self.args.phase3_views)
+        observations, pkgs = [], []
+        for i, view in enumerate(views):
+            if phase.name == "phase3":
+                # No photo for a novel view: spawned Gaussians take the colours around them.
+                black = render(view, g, pipe, torch.zeros(3, device=dev))
+                view = copy.copy(view)
+                view.original_image = fill_colours(black["render"], black["alpha"][0])
+                views[i] = view
+            pkg = render(view, g, pipe, bg)
+            pkgs.append(pkg)
+            target = None if phase.name == "phase3" else view.original_image.to(dev)
+            name = f"{phase.name}_{i}_{getattr(view, 'image_name', 'view')}"
+            observations.append(Observation(name, pkg["render"], pkg["alpha"][0], target))
+        t_render = time.perf_counter() - t0
+        results = self.proposer.propose(observations, phase.name)
+        t_propose = time.perf_counter() - t0 - t_render
+
+        n0 = g.num_points
+        per_view = []
+        for view, pkg, res in zip(views, pkgs, results):
+            added = self.grow(strategy, g, view, pkg, res.mask, phase.max_points, ctx,
+                              self.args.region_min_priority)
+            per_view.append(dict(res.summary(), **added))
+        record = {"iteration": iteration, "phase": phase.name, "views": per_view,
+                  "gaussians_before": n0, "gaussians_after": g.num_points,
+                  "densified": sum(v["densified"] for v in per_view),
+                  "spawned": sum(v["spawned"] for v in per_view), "pruned": 0,
+                  "render_s": round(t_render, 4), "propose_s": round(t_propose, 4),
+                  "total_s": round(time.perf_counter() - t0, 4)}
+        folder = visualize.region_dir(trainer.dataset.model_path, iteration)
+        if self.args.save_region_vis:
+            for obs, res in zip(observations, results):
+                visualize.save_view_images(folder, obs, res)
+        visualize.write_record(folder, record)
+        self.records.append(record)
+        if not trainer.cfg.quiet:
+            tqdm.write(f"[ITER {iteration}] {phase.name}: {sum(len(r.boxes) for r in results)} "
+                       f"boxes in {len(results)} views, +{record['densified']} densified, "
+                       f"+{record['spawned']} spawned ({record['total_s']:.1f} s)")
+        return record
+
+    @staticmethod
+    def grow(strategy, model, view, pkg, mask: np.ndarray, budget: int, ctx,
+             min_priority: float = 0.0) -> dict:
+        """Densify the covered part of the mask and spawn in its empty part, `budget` in all.
+        The budget is shared in proportion to the two parts' areas (spawning at most one
+        Gaussian per PIXELS_PER_SPAWN empty pixels); what one part leaves goes to the other."""
+        mask_t = torch.as_tensor(mask, dtype=torch.bool)
+        empty = (pkg["alpha"][0] < ALPHA_SOLID).cpu()
+        spawn_mask, dense_mask = mask_t & empty, mask_t & ~empty
+        n_mask = int(mask_t.sum())
+        out = {"densified": 0, "spawned": 0}
+        if n_mask == 0 or budget <= 0:
+            return out
+        n_empty = int(spawn_mask.sum())
+        spawn_cap = n_empty // PIXELS_PER_SPAWN
+        spawn_share = min(spawn_cap, round(budget * n_empty / n_mask))
+        if bool(dense_mask.any()):
+            out["densified"] = strategy.add_regions(model, [view], [dense_mask],
+                                                    budget - spawn_share, "densify", ctx,
+                                                    min_priority)["densified"]
+        spawn_budget = min(spawn_cap, budget - out["densified"])
+        if spawn_budget > 0:
+            out["spawned"] = strategy.add_regions(model, [view], [spawn_mask], spawn_budget,
+                                                  "spawn", ctx)["spawned"]
+        return out
+
+    # -- pruning and refinement (strategies without their own VCP schedule) -------------
+    @torch.no_grad()
+    def refine_prune(self, trainer, iteration: int) -> int:
+        ctx, g = trainer.strategy_context, trainer.gaussians
+        views = sample_views(ctx["cameras"], self.args.vcd_views, self.args.seed, iteration)
+        _, score = score_gaussians(g, views, ctx["render"], ctx["pipe"], ctx["background"],
+                                   self.args.loss_thresh, ctx.get("lambda_dssim", 0.2))
+        n0 = g.num_points
+        pruned = vcp_prune(g, score, self.args.final_prune_opacity, self.args.final_prune_score,
+                           trainer.strategy.state)
+        record = {"iteration": iteration, "phase": REFINE, "views": [],
+                  "gaussians_before": n0, "gaussians_after": g.num_points,
+                  "densified": 0, "spawned": 0, "pruned": pruned}
+        visualize.write_record(visualize.region_dir(trainer.dataset.model_path, iteration),
+                               record)
+        self.records.append(record)
+        return pruned

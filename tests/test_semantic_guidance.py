@@ -1,0 +1,206 @@
+"""Semantic guidance on the CPU: the error proposer end to end, caps, records, resume."""
+import csv
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from semantic.guidance import SemanticGuidance, fill_colours
+from semantic.proposers import ErrorProposer, Observation
+from semantic.views import novel_views
+from tests.demo_scenes import make_scene
+from tests.test_train_e2e import _params, train_inprocess
+
+GUIDED = ["--eval", "--llffhold", "5", "--random_init", "100", "--iterations", "90",
+          "--test_iterations", "90", "--save_iterations", "90", "--region_proposer", "error",
+          "--densify_from_iter", "10", "--densification_interval", "10",
+          "--densify_until_iter", "60", "--phase1_end", "30", "--phase1_interval", "15",
+          "--phase2_start", "30", "--phase2_end", "60", "--phase2_interval", "15",
+          "--phase3_start", "60", "--phase3_end", "70", "--phase3_interval", "10",
+          "--prune_protection", "5", "--quiet", "--no_tensorboard"]
+CAPS = {"phase1": 30, "phase2": 60, "phase3": 40}
+CAP_FLAGS = [f for i, (k, v) in enumerate(CAPS.items(), 1)
+             for f in (f"--phase{i}_max_points", str(v))]
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return make_scene(tmp_path_factory.mktemp("sem") / "demo", views=10, width=64, height=48)
+
+
+@pytest.fixture(scope="module")
+def guided_run(scene, tmp_path_factory):
+    m = str(tmp_path_factory.mktemp("guided") / "m")
+    train_inprocess(["-s", scene, "-m", m, "--save_region_vis", *CAP_FLAGS, *GUIDED])
+    return m
+
+
+def test_records_follow_the_schedule(guided_run):
+    sched = json.load(open(os.path.join(guided_run, "regions", "schedule.json")))
+    want = [i for p in sched["phases"] for i in p["analyses"]]
+    assert want == [15, 30, 45, 60, 70]
+    assert sched["refine_start"] == 75
+    got = sorted(int(os.path.basename(d)[5:]) for d in
+                 glob.glob(os.path.join(guided_run, "regions", "iter_*")))
+    assert got == want
+    for it in want:
+        rec = json.load(open(os.path.join(guided_run, "regions", f"iter_{it:06d}",
+                                          "regions.json")))
+        assert rec["iteration"] == it and len(rec["views"]) == 4
+        for v in rec["views"]:
+            assert {"boxes", "labels", "raw_text", "parse_status", "latency_s", "densified",
+                    "spawned"} <= set(v)
+            for stem in ("render", "boxes", "mask"):
+                assert os.path.isfile(os.path.join(guided_run, "regions", f"iter_{it:06d}",
+                                                   f"{v['view']}_{stem}.png"))
+        assert rec["gaussians_after"] - rec["gaussians_before"] == rec["densified"] + rec["spawned"]
+
+
+def test_per_view_caps_hold_and_guidance_added_gaussians(guided_run):
+    added = 0
+    for f in glob.glob(os.path.join(guided_run, "regions", "iter_*", "regions.json")):
+        rec = json.load(open(f))
+        for v in rec["views"]:
+            assert v["densified"] + v["spawned"] <= CAPS[rec["phase"]]
+            added += v["densified"] + v["spawned"]
+    assert added > 0
+
+
+def test_training_log_has_the_phase_column(guided_run):
+    rows = list(csv.DictReader(open(os.path.join(guided_run, "training_log.csv"))))
+    phase = {int(r["iteration"]): r["phase"] for r in rows}
+    assert phase[1] == "phase1" and phase[30] == "phase1" and phase[31] == "phase2"
+    assert phase[61] == "phase3" and phase[71] == "refine" and phase[90] == "refine"
+
+
+def test_global_cap_holds(scene, tmp_path):
+    m = str(tmp_path / "capped")
+    train_inprocess(["-s", scene, "-m", m, "--max_gaussians", "400",
+                     "--phase2_max_points", "5000", *GUIDED])
+    rows = list(csv.DictReader(open(os.path.join(m, "training_log.csv"))))
+    assert max(int(r["gaussians"]) for r in rows) <= 400
+
+
+def test_resume_mid_phase_continues_the_schedule(scene, tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    train_inprocess(["-s", scene, "-m", a, "--checkpoint_iterations", "40", *GUIDED])
+    train_inprocess(["-s", scene, "-m", b, "--start_checkpoint",
+                     os.path.join(a, "chkpnt40.pth"), *GUIDED])
+    pa, pb = _params(a, 90), _params(b, 90)
+    assert pa["xyz"].shape == pb["xyz"].shape
+    for k in ("xyz", "features_dc", "opacity", "scaling", "rotation"):
+        assert np.array_equal(pa[k], pb[k]), k
+    # b analysed only after its start, with the same records as a
+    for it in (45, 60, 70):
+        ra = json.load(open(os.path.join(a, "regions", f"iter_{it:06d}", "regions.json")))
+        rb = json.load(open(os.path.join(b, "regions", f"iter_{it:06d}", "regions.json")))
+        assert ra["gaussians_after"] == rb["gaussians_after"]
+    assert not os.path.isdir(os.path.join(b, "regions", "iter_000030"))
+
+
+def _obs(alpha, render, target, name="v"):
+    return Observation(name, render, alpha, target)
+
+
+def test_error_proposer_phase1_boxes_the_wrong_part():
+    target = torch.zeros(3, 40, 60)
+    render = target.clone()
+    render[:, 10:20, 30:50] = 1.0
+    res, = ErrorProposer(max_box_frac=0.5).propose([_obs(torch.ones(40, 60), render, target)],
+                                                   "phase1")
+    x1, y1, x2, y2 = res.boxes[0]
+    assert x1 <= 30 and x2 >= 50 and y1 <= 10 and y2 >= 20
+    assert res.mask[15, 40] and not res.mask[35, 5]
+
+
+def test_error_proposer_phase2_finds_the_central_subject_and_inverts():
+    target = torch.rand(3, 40, 60, generator=torch.Generator().manual_seed(0))
+    render = target.clone()
+    render[:, :, :8] = 0.0  # a wrong strip at the border: not the subject
+    alpha = torch.zeros(40, 60)
+    alpha[12:28, 20:40] = 1.0  # the solid, well-fitted middle
+    alpha[:, :8] = 1.0
+    res, = ErrorProposer().propose([_obs(alpha, render, target)], "phase2")
+    (x1, y1, x2, y2), = res.boxes
+    assert 16 <= x1 <= 22 and 38 <= x2 <= 44 and 8 <= y1 <= 14 and 26 <= y2 <= 32
+    assert not res.mask[20, 30] and res.mask[2, 2] and res.mask[38, 58]
+
+
+def test_error_proposer_phase3_boxes_holes_without_a_photo():
+    alpha = torch.ones(40, 60)
+    alpha[5:25, 35:55] = 0.0
+    res, = ErrorProposer().propose([_obs(alpha, torch.rand(3, 40, 60), None)], "phase3")
+    assert res.mask[15, 45] and not res.mask[35, 10]
+
+
+def test_fill_colours_spreads_surface_colour_into_holes():
+    alpha = torch.zeros(32, 32)
+    alpha[:, :16] = 1.0
+    render = torch.zeros(3, 32, 32)
+    render[0, :, :16] = 0.8  # red surface on the left, black premultiplied hole on the right
+    filled = fill_colours(render, alpha)
+    assert torch.allclose(filled[:, :, :16], render[:, :, :16])
+    assert filled[0, 10, 18] > 0.5 and filled[1, 10, 18] < 0.1
+
+
+def test_novel_views_lie_between_neighbouring_training_cameras(scene):
+    from argparse import ArgumentParser
+    from arguments import ModelParams
+    from scene import Scene
+    from scene.gaussian_model import GaussianModel
+    parser = ArgumentParser()
+    lp = ModelParams(parser)
+    args = parser.parse_args(["-s", scene, "-m", "/tmp/unused", "--eval", "--llffhold", "5",
+                              "--data_device", "cpu"])
+    sc = Scene(lp.extract(args), GaussianModel(0))
+    cams = sc.getTrainCameras()
+    views = novel_views(cams, 6, seed=0, iteration=100)
+    again = novel_views(cams, 6, seed=0, iteration=100)
+    centres = torch.stack([c.camera_center.float() for c in cams])
+    spread = float((centres - centres.mean(0)).norm(dim=1).max())
+    for v, w in zip(views, again):
+        assert torch.equal(v.world_view_transform, w.world_view_transform)
+        d = (centres - v.camera_center.float()).norm(dim=1)
+        assert float(d.min()) > 1e-4          # not a training pose
+        assert float(d.min()) < 0.6 * spread  # but near one
+    assert not torch.equal(views[0].world_view_transform,
+                           novel_views(cams, 6, seed=0, iteration=101)[0].world_view_transform)
+
+
+def test_grow_spawns_only_in_empty_pixels_within_budget():
+    class Strategy:
+        def __init__(self):
+            self.calls = []
+
+        def add_regions(self, model, views, masks, budget, mode, ctx, min_priority=0.0):
+            self.calls.append((mode, int(masks[0].sum()), budget))
+            return {"densified": min(budget, 3), "spawned": min(budget, int(masks[0].sum()))}
+
+    alpha = torch.zeros(1, 30, 30)
+    alpha[0, :, :15] = 1.0
+    mask = np.zeros((30, 30), bool)
+    mask[:, 10:20] = True  # half over solid pixels, half over empty ones
+    s = Strategy()
+    out = SemanticGuidance.grow(s, None, None, {"alpha": alpha}, mask, 20, {})
+    (m1, n1, b1), (m2, n2, b2) = s.calls
+    assert (m1, n1) == ("densify", 150) and (m2, n2) == ("spawn", 150)
+    # spawn: what densify left (17), but at most one per 9 empty pixels (150 // 9 = 16)
+    assert b1 == 10 and b2 == 16 and out == {"densified": 3, "spawned": 16}
+
+
+def test_inspection_notebook_runs_on_a_guided_run(guided_run, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    nb = nbformat.read(os.path.join(repo, "notebooks", "inspect_regions.ipynb"), as_version=4)
+    monkeypatch.setenv("REGIONS_MODEL", guided_run)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": repo}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "5 analyses" in text and "phase2" in text
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 4  # the count plot and one figure per phase

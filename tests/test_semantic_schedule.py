@@ -1,0 +1,97 @@
+"""Phase schedule arithmetic: windows, intervals, protection, defaults scaled to the run."""
+from argparse import ArgumentParser, Namespace
+
+import pytest
+
+from arguments import SemanticParams, check_semantic_args
+from semantic.schedule import PhaseSchedule, resolve_caps, resolve_phase_defaults
+from utils.errors import UserError
+
+
+def semantic_args(argv=(), iterations=20_000):
+    parser = ArgumentParser()
+    SemanticParams(parser)
+    args = parser.parse_args(list(argv))
+    args.iterations = iterations
+    return args
+
+
+def test_published_schedule_at_20k():
+    args = semantic_args()
+    resolve_phase_defaults(args)
+    s = PhaseSchedule.from_args(args)
+    assert [(p.start, p.end, p.interval) for p in s.phases] == [
+        (0, 8000, 1000), (8000, 14000, 1000), (14000, 17000, 1000)]
+    assert [i for i in range(1, 20_001) if s.analysis_at(i)] == list(range(1000, 17_001, 1000))
+    assert s.analysis_at(8000).name == "phase1" and s.analysis_at(9000).name == "phase2"
+    assert s.last_analysis == 17_000 and s.refine_start == 18_000
+    assert s.phase_at(1) == "phase1" and s.phase_at(8000) == "phase1"
+    assert s.phase_at(8001) == "phase2" and s.phase_at(17_000) == "phase3"
+    assert s.phase_at(17_001) == "refine" and s.phase_at(20_000) == "refine"
+
+
+def test_defaults_scale_with_the_run_and_total_iterations():
+    args = semantic_args(iterations=6000)
+    resolve_phase_defaults(args)
+    assert (args.phase1_end, args.phase2_end, args.phase3_end) == (2400, 4200, 5100)
+    assert args.phase1_interval == 300 and args.prune_protection == 300
+    assert args.total_iterations == 6000
+    args = semantic_args(["--total_iterations", "20000", "--phase2_interval", "500"],
+                         iterations=6000)
+    resolve_phase_defaults(args)
+    assert args.phase1_end == 8000 and args.phase2_interval == 500  # given flags win
+    s = PhaseSchedule.from_args(args)
+    assert s.total == 20000
+
+
+def test_explicit_windows_and_gaps():
+    args = semantic_args(["--phase1_start", "100", "--phase1_end", "400", "--phase1_interval",
+                          "150", "--phase2_start", "600", "--phase2_end", "700",
+                          "--phase2_interval", "100", "--phase3_start", "700", "--phase3_end",
+                          "700", "--prune_protection", "50"], iterations=1000)
+    resolve_phase_defaults(args)
+    s = PhaseSchedule.from_args(args)
+    assert [p.name for p in s.phases] == ["phase1", "phase2"]  # an empty phase 3 is dropped
+    assert [i for i in range(1, 1001) if s.analysis_at(i)] == [250, 400, 700]
+    assert s.phase_at(50) == "" and s.phase_at(500) == "" and s.phase_at(650) == "phase2"
+    assert s.refine_start == 750
+
+
+def test_analyses_past_the_run_are_dropped():
+    args = semantic_args(["--total_iterations", "20000"], iterations=5000)
+    resolve_phase_defaults(args)
+    s = PhaseSchedule.from_args(args)
+    assert s.total == 20000
+    s2 = PhaseSchedule(s.phases, 100, 5000)
+    assert max(i for i in range(1, 20_001) if s2.analysis_at(i)) == 5000
+
+
+class Cam:
+    def __init__(self, w, h):
+        self.image_width, self.image_height = w, h
+
+
+def test_caps_scale_with_image_area_never_up():
+    args = semantic_args(["--phase3_max_points", "7"])
+    resolve_caps(args, [Cam(500, 500)] * 3)
+    assert (args.phase1_max_points, args.phase2_max_points, args.phase3_max_points) == (
+        500, 2000, 7)
+    args = semantic_args()
+    resolve_caps(args, [Cam(4000, 3000)])
+    assert args.phase2_max_points == 8000
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--region_proposer", "magic"], "--region_proposer"),
+    (["--region_proposer", "qwen"], "--qwen_model_path"),
+    (["--phase2_start", "500", "--phase2_end", "100"], "--phase2_end"),
+    (["--phase1_interval", "0"], "--phase1_interval"),
+    (["--max_box_frac", "0"], "--max_box_frac"),
+    (["--semantic_num_samples", "0"], "--semantic_num_samples"),
+    (["--phase3_views", "train"], "--phase3_views"),
+    (["--vlm_dtype", "int4"], "--vlm_dtype"),
+])
+def test_bad_semantic_flags_name_the_flag(argv, flag):
+    with pytest.raises(UserError) as e:
+        check_semantic_args(semantic_args(argv))
+    assert flag in str(e.value) and "\n" not in str(e.value)

@@ -53,14 +53,20 @@ class TrainConfig:
 class Trainer:
     """Builds scene, model and strategy, then runs the loop of DESIGN.md."""
 
-    def __init__(self, dataset, opt, pipe, dens, cfg: TrainConfig, tb_writer=None):
+    def __init__(self, dataset, opt, pipe, dens, cfg: TrainConfig, tb_writer=None,
+                 scene: Optional[Scene] = None):
+        """scene: an already loaded Scene whose Gaussians to optimise (edit.py loads a trained
+        model); None builds one from dataset.source_path as train.py does."""
         self.dataset, self.opt, self.pipe, self.dens, self.cfg = dataset, opt, pipe, dens, cfg
         self.device = resolve_device(dataset.device)
         if dataset.data_device in (None, "", "auto"):
             dataset.data_device = str(self.device)
         set_seed(dataset.seed)
-        self.gaussians = GaussianModel(dataset.sh_degree, device=self.device)
-        self.scene = Scene(dataset, self.gaussians)
+        if scene is None:
+            self.gaussians = GaussianModel(dataset.sh_degree, device=self.device)
+            self.scene = Scene(dataset, self.gaussians)
+        else:
+            self.scene, self.gaussians = scene, scene.gaussians
         self.gaussians.training_setup(opt)
         self.strategy = make_strategy(dens.strategy, dens, self.scene.cameras_extent,
                                       dataset.white_background, opt.iterations, dataset.seed)
@@ -82,12 +88,20 @@ class Trainer:
         self.last_checkpoint = None
         self.phase_of: Callable[[int], str] = lambda it: ""
         self.hooks: List[Callable] = []  # called as hook(trainer, iteration) after each step
+        # Extension points for edit.py (None / empty = train.py's behaviour):
+        # views: the cameras to sample from (with a sampler of the same length);
+        # objective(trainer, render_pkg, camera, iteration) -> (loss, l1, ssim) replaces L1 + D-SSIM
+        # to camera.original_image; pre_step_hooks(trainer, iteration) run after the strategy's
+        # post-backward step, just before optimizer.step().
+        self.views: Optional[list] = None
+        self.objective: Optional[Callable] = None
+        self.pre_step_hooks: List[Callable] = []
 
     # ------------------------------------------------------------------------------------
     def train(self):
         opt, cfg = self.opt, self.cfg
         g = self.gaussians
-        cams = self.scene.getTrainCameras()
+        cams = self.views if self.views is not None else self.scene.getTrainCameras()
         if not cfg.quiet:
             print(f"Training {len(cams)} views ({len(self.scene.getTestCameras())} test) on "
                   f"{self.device}, backend {backend_name(self.pipe.backend, self.device)}, "
@@ -104,8 +118,11 @@ class Trainer:
             cam = cams[self.sampler.next()]
             bg = torch.rand(3, device=self.device) if opt.random_background else self.background
             pkg = render(cam, g, self.pipe, bg)
-            gt = cam.original_image.to(self.device)
-            loss, l1, ssim_val = photometric_loss(pkg["render"], gt, opt.lambda_dssim)
+            if self.objective is None:
+                gt = cam.original_image.to(self.device)
+                loss, l1, ssim_val = photometric_loss(pkg["render"], gt, opt.lambda_dssim)
+            else:
+                loss, l1, ssim_val = self.objective(self, pkg, cam, iteration)
             self.strategy.step_pre_backward(iteration, g, pkg, cam)
             loss.backward()
             loss_v = float(loss.detach())
@@ -113,6 +130,8 @@ class Trainer:
                 self._diverged(iteration, f"loss is {loss_v}")
             with torch.no_grad():
                 self.strategy.step_post_backward(iteration, g, pkg, cam, self.strategy_context)
+                for hook in self.pre_step_hooks:
+                    hook(self, iteration)
                 g.optimizer.step()
                 g.optimizer.zero_grad(set_to_none=True)
                 # NaN Gaussians are invisible to the renderer, so the loss alone can stay finite.

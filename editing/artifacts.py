@@ -1,0 +1,221 @@
+"""The edit's output layout (part of the product), and how each file is written.
+
+<output>/config.yaml  training_state.yaml  manifest.json  training_log.csv
+<output>/checkpoints/model_round_001.pt ... model_latest.pt     (params + optimizer + RNG)
+<output>/rounds/round_001/renders/{pre_edit,edited,post_opt}_view_<id>.png
+<output>/rounds/round_001/roi/{mask_view_<id>.png, gaussian_weights.npy, visibility_view_<id>.png}
+<output>/metrics/round_001.yaml
+<output>/point_cloud/round_001/point_cloud.ply
+
+Every file goes through a temporary file and os.replace. training_state.yaml is written last
+in a round: it is the commit point, so a run killed at any moment resumes from the last round
+it names, whatever partial files a later round left behind.
+"""
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+import yaml
+
+from utils.errors import UserError
+from utils.general_utils import get_rng_state
+from utils.io_utils import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
+
+CHECKPOINT_FORMAT = "gs-edit-checkpoint-v1"
+STATE_FORMAT = "gs-edit-state-v1"
+
+
+class Layout:
+    def __init__(self, root: str):
+        self.root = root
+        self.config = os.path.join(root, "config.yaml")
+        self.state = os.path.join(root, "training_state.yaml")
+        self.manifest = os.path.join(root, "manifest.json")
+        self.checkpoints = os.path.join(root, "checkpoints")
+        self.latest = os.path.join(self.checkpoints, "model_latest.pt")
+
+    def checkpoint(self, r: int) -> str:
+        return os.path.join(self.checkpoints, f"model_round_{r:03d}.pt")
+
+    def round_dir(self, r: int) -> str:
+        return os.path.join(self.root, "rounds", f"round_{r:03d}")
+
+    def render(self, r: int, kind: str, view: int) -> str:
+        return os.path.join(self.round_dir(r), "renders", f"{kind}_view_{view:03d}.png")
+
+    def roi(self, r: int, name: str) -> str:
+        return os.path.join(self.round_dir(r), "roi", name)
+
+    def metrics(self, r: int) -> str:
+        return os.path.join(self.root, "metrics", f"round_{r:03d}.yaml")
+
+    def ply(self, r: int) -> str:
+        return os.path.join(self.root, "point_cloud", f"round_{r:03d}", "point_cloud.ply")
+
+    def round_files(self, r: int):
+        """Everything round r owns (for --from_round, which discards later rounds)."""
+        return [self.round_dir(r), self.metrics(r), os.path.dirname(self.ply(r)),
+                self.checkpoint(r)]
+
+
+# ------------------------------------------------------------------ images and arrays
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """(3,H,W) or (H,W) float in [0,1] -> HxWx3 / HxW uint8."""
+    a = img.detach().clamp(0, 1).cpu().numpy()
+    if a.ndim == 3:
+        a = a.transpose(1, 2, 0)
+    return (a * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_png(img: torch.Tensor, path: str):
+    from PIL import Image
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(img)).save(tmp, format="PNG")
+
+
+def save_npy(arr: np.ndarray, path: str):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a name
+            np.save(f, arr)
+
+
+def write_yaml(path: str, obj):
+    atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False, default_flow_style=None))
+
+
+def read_yaml(path: str, what: str):
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        return None
+    except yaml.YAMLError:
+        raise UserError(f"{path}: {what} is not valid YAML") from None
+
+
+# ------------------------------------------------------------------ checkpoints
+
+def save_checkpoint(path: str, round_index: int, iteration: int, gaussians, strategy):
+    atomic_torch_save({"format": CHECKPOINT_FORMAT, "round": int(round_index),
+                       "iteration": int(iteration), "model": gaussians.capture(),
+                       "strategy": strategy.state_dict(), "rng": get_rng_state()}, path)
+
+
+def load_checkpoint(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: missing edit checkpoint (the output folder is incomplete)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not a checkpoint written by edit.py")
+    return ckpt
+
+
+def copy_atomic(src: str, dst: str):
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+# ------------------------------------------------------------------ training state
+
+def empty_state() -> dict:
+    return {"format": STATE_FORMAT, "completed_rounds": 0, "iteration": 0, "rounds": []}
+
+
+def read_state(layout: Layout) -> dict:
+    st = read_yaml(layout.state, "the training state")
+    if st is None:
+        return empty_state()
+    if not isinstance(st, dict) or st.get("format") != STATE_FORMAT:
+        raise UserError(f"{layout.state}: not a training state written by edit.py")
+    return st
+
+
+def write_state(layout: Layout, state: dict):
+    write_yaml(layout.state, state)
+
+
+# ------------------------------------------------------------------ manifest
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_folder(folder: str, cache: Optional[dict] = None) -> dict:
+    """{relative path: {"sha256", "bytes"}} for every file; entries of `cache` whose size and
+    mtime still match are reused (a resumed run does not re-hash gigabytes of weights)."""
+    cache = cache or {}
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            p = os.path.join(root, name)
+            rel = os.path.relpath(p, folder)
+            st = os.stat(p)
+            old = cache.get(rel)
+            if old and old.get("bytes") == st.st_size and old.get("mtime") == int(st.st_mtime):
+                out[rel] = old
+                continue
+            out[rel] = {"sha256": sha256_file(p), "bytes": st.st_size, "mtime": int(st.st_mtime)}
+    return out
+
+
+def describe_model(name: Optional[str], cache: Optional[dict] = None) -> Optional[dict]:
+    """Model id, the local folder it was read from, and its files' hashes (hub ids: the local
+    cache snapshot when there is one)."""
+    if not name:
+        return None
+    from editing.pix2pix import looks_local
+    rec = {"id": name, "path": None, "files": None}
+    folder = os.path.expanduser(name) if looks_local(name) else None
+    if folder is None:
+        try:
+            from huggingface_hub import snapshot_download
+            folder = snapshot_download(name, local_files_only=True)
+        except Exception as e:
+            rec["note"] = f"no local snapshot to hash ({type(e).__name__})"
+    if folder and os.path.isdir(folder):
+        rec["path"] = os.path.abspath(folder)
+        rec["files"] = hash_folder(folder, (cache or {}).get("files"))
+    return rec
+
+
+def package_versions() -> dict:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in ("torch", "numpy", "diffusers", "transformers", "tokenizers", "safetensors",
+                 "PIL", "yaml"):
+        try:
+            mod = __import__(name)
+            out[name] = getattr(mod, "__version__", "unknown")
+        except Exception:
+            out[name] = None
+    return out
+
+
+def read_manifest(layout: Layout) -> dict:
+    try:
+        with open(layout.manifest) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def write_manifest(layout: Layout, manifest: dict):
+    manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(layout.manifest, manifest)

@@ -1,0 +1,119 @@
+"""InstructPix2Pix as an editor: the render and the instruction in, the edited render out.
+
+The diffusers pipeline is loaded lazily (never at import) from a local folder or a hub id, in
+fp32 on CPU and fp16 on CUDA. The safety checker and its CLIP feature extractor are not loaded:
+they need torchvision-backed image processors, and a render of the user's own scene is not
+what that filter is for.
+"""
+import logging
+import os
+from typing import Optional
+
+import numpy as np
+import torch
+
+from editing.editors import Editor
+from utils.errors import UserError
+
+MULTIPLE = 64  # SD's VAE downsamples 8x and its UNet 8x more: sides must divide by 64
+
+
+def diffusion_size(width: int, height: int, long_side: int):
+    """(W, H) with the aspect ratio kept as well as multiples of 64 allow, long side ~long_side."""
+    scale = long_side / max(width, height)
+    w = max(MULTIPLE, int(round(width * scale / MULTIPLE)) * MULTIPLE)
+    h = max(MULTIPLE, int(round(height * scale / MULTIPLE)) * MULTIPLE)
+    return w, h
+
+
+def looks_local(name: str) -> bool:
+    """A path rather than a hub id ("owner/name"): absolute, relative with ./ or ../, ~, or
+    anything that exists on disk."""
+    return (os.path.exists(name) or os.path.isabs(name) or name.startswith((".", "~"))
+            or name.count("/") > 1 or name.endswith("/"))
+
+
+def check_model_folder(name: str, flag: str, index_file: str):
+    """One clear line for a missing or wrong local model folder (hub ids pass through)."""
+    if not name:
+        raise UserError(f"{flag} is empty")
+    if not looks_local(name):
+        return
+    path = os.path.expanduser(name)
+    if not os.path.isdir(path):
+        raise UserError(f"{flag} {name}: no such folder")
+    if not os.path.isfile(os.path.join(path, index_file)):
+        raise UserError(f"{flag} {name}: not a model folder (no {index_file})")
+
+
+def _quiet_hf_logs():
+    """transformers warns that CLIP's image processor falls back to PIL without torchvision
+    (we never use it) and diffusers that `accelerate` is missing; both are noise here."""
+    # Both libraries reset their logger level when first imported: import, then set.
+    for name in ("transformers", "diffusers"):
+        try:
+            __import__(name).utils.logging.set_verbosity_error()
+        except Exception:
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class Pix2PixEditor(Editor):
+    name = "pix2pix"
+
+    def __init__(self, model: str, steps: int = 20, guidance_scale: float = 7.5,
+                 image_guidance_scale: float = 1.5, size: int = 512,
+                 device: Optional[torch.device] = None):
+        self.model = model
+        self.steps, self.guidance_scale = int(steps), float(guidance_scale)
+        self.image_guidance_scale, self.size = float(image_guidance_scale), int(size)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.pipe = None
+
+    def load(self):
+        if self.pipe is not None:
+            return self
+        check_model_folder(self.model, "--pix2pix_model", "model_index.json")
+        _quiet_hf_logs()
+        try:
+            from diffusers import StableDiffusionInstructPix2PixPipeline
+            local = looks_local(self.model)
+            pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
+                os.path.expanduser(self.model) if local else self.model,
+                safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+                dtype=self.dtype, local_files_only=local)
+        except UserError:
+            raise
+        except Exception as e:  # offline hub id, wrong folder contents, ...
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise UserError(f"--pix2pix_model {self.model}: cannot load the InstructPix2Pix "
+                            f"pipeline ({type(e).__name__}: {first})") from None
+        pipe = pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe
+        return self
+
+    @torch.no_grad()
+    def __call__(self, image, instruction, seed):
+        from PIL import Image
+        self.load()
+        _, H, W = image.shape
+        w, h = diffusion_size(W, H, self.size)
+        arr = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5)
+        pil = Image.fromarray(arr.astype(np.uint8)).resize((w, h), Image.BICUBIC)
+        # A CPU generator gives the same noise on every device for a given seed.
+        gen = torch.Generator("cpu").manual_seed(int(seed))
+        out = self.pipe(prompt=instruction, image=pil, num_inference_steps=self.steps,
+                        guidance_scale=self.guidance_scale,
+                        image_guidance_scale=self.image_guidance_scale, generator=gen,
+                        output_type="np").images[0]
+        edited = Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
+        edited = np.asarray(edited.resize((W, H), Image.BICUBIC), dtype=np.float32) / 255.0
+        return torch.from_numpy(edited).permute(2, 0, 1).to(image.device, image.dtype)
+
+    def describe(self):
+        return {"editor": self.name, "model": self.model, "steps": self.steps,
+                "guidance_scale": self.guidance_scale,
+                "image_guidance_scale": self.image_guidance_scale,
+                "diffusion_size": self.size, "dtype": str(self.dtype).replace("torch.", ""),
+                "device": str(self.device)}

@@ -201,6 +201,8 @@ class SemanticParams(ParamGroup):
         self.max_box_frac = 0.5
         self.region_error_thresh = 0.3
         self.region_min_priority = 0.0
+        self.floater_support = 0.2
+        self.floater_near = 0.25
         self.save_region_vis = False
         super().__init__(parser, "Semantic Guidance Parameters")
 
@@ -228,6 +230,11 @@ class SemanticParams(ParamGroup):
             "region_min_priority": "inside a region, densify Gaussians whose gradient reaches "
                                    "this fraction of the strategy's threshold (1 = no "
                                    "relaxation, 0 = any Gaussian covering the region)",
+            "floater_support": "phases 3 and 4 prune floaters: Gaussians composited into fewer "
+                               "than this fraction of the training views and near a training "
+                               "camera (0 = no floater pruning)",
+            "floater_near": "'near a training camera' means within this fraction of the "
+                            "cameras' extent (0 = no floater pruning)",
             "save_region_vis": "write renders, targets, boxes and masks to <model>/regions/",
         }
         names = {1: "detail formation", 2: "background completion", 3: "novel-view refinement"}
@@ -294,6 +301,9 @@ def check_semantic_args(args):
         raise UserError("--max_box_frac must be in (0, 1]")
     if args.region_min_priority < 0:
         raise UserError("--region_min_priority must be >= 0")
+    for flag in ("floater_support", "floater_near"):
+        if not 0.0 <= getattr(args, flag) <= 1.0:
+            raise UserError(f"--{flag} must be in [0, 1]")
     if args.max_boxes < 1:
         raise UserError("--max_boxes must be at least 1")
     if args.vlm_max_pixels < 32 * 32:

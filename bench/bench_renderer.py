@@ -1,4 +1,4 @@
-"""Renderer benchmark (CPU backends): forward and forward+backward, median of several runs.
+"""Renderer benchmark: forward and forward+backward, median of several runs.
 
 Scene: like a fitted model, N Gaussians lie on surfaces seen by the camera (a ground plane, a
 sphere and a back wall, sampled uniformly by area inside the view frustum). Each gets the
@@ -8,6 +8,8 @@ have smaller splats, as in training; the same 3D scene is rendered at every reso
 
     python bench/bench_renderer.py [--backends cpp,torch] [--threads 2] [--repeats 7]
         [--sizes 10000,50000,200000] [--resolutions 200x133,400x266]
+    python bench/bench_renderer.py --backends cuda --sizes 100000,1000000,3000000 \
+        --resolutions 1280x720,1920x1080        # the CUDA extension, on the GPU
 """
 import argparse
 import math
@@ -20,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from gaussian_renderer import cpp_backend, torch_backend  # noqa: E402
+from gaussian_renderer import cpp_backend, cuda_backend, torch_backend  # noqa: E402
 from tests.raster_cases import look_at_settings  # noqa: E402
 
 
@@ -54,12 +56,14 @@ def make_scene(n, seed=0, fovx=1.2, aspect=133 / 200):
     return dict(means3D=means, scales=scales, rotations=q, opacities=opac, shs=shs), fovx
 
 
-def time_call(fn, repeats):
+def time_call(fn, repeats, sync=lambda: None):
     fn()  # warm-up
+    sync()
     ts = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        sync()
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
 
@@ -71,17 +75,23 @@ def main():
     ap.add_argument("--sizes", default="10000,50000,200000")
     ap.add_argument("--resolutions", default="200x133,400x266")
     ap.add_argument("--backends", default="cpp,torch",
-                    help="comma list of cpp (tile-based C++) and torch (pure PyTorch)")
+                    help="comma list of cpp (tile-based C++), torch (pure PyTorch, on the CPU) "
+                         "and cuda (the CUDA extension, on the GPU)")
     args = ap.parse_args()
-    backends = {"cpp": cpp_backend, "torch": torch_backend}
+    backends = {"cpp": cpp_backend, "torch": torch_backend, "cuda": cuda_backend}
     names = args.backends.split(",")
     for b in names:
         if b not in backends:
-            sys.exit(f"--backends: unknown backend {b!r} (cpp, torch)")
+            sys.exit(f"--backends: unknown backend {b!r} (cpp, torch, cuda)")
         if b == "cpp" and not cpp_backend.is_available():
             sys.exit("--backends cpp: the C++ extension could not be built (see the warning above)")
+        if b == "cuda" and not (torch.cuda.is_available() and cuda_backend.is_available()):
+            sys.exit("--backends cuda: needs a CUDA device and diff_gaussian_rasterization "
+                     "(pip install --no-build-isolation ./submodules/diff-gaussian-rasterization)")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    if "cuda" in names:
+        print(f"GPU {torch.cuda.get_device_name()}, CUDA {torch.version.cuda}")
     print("| backend | N | resolution | pairs | forward (s) | forward+backward (s) |")
     print("|---|---|---|---|---|---|")
     for n in [int(x) for x in args.sizes.split(",")]:
@@ -91,27 +101,34 @@ def main():
             s = look_at_settings(W=W, H=H, fovx=fovx, eye=(0, 0, 0), target=(0, 0, 1), sh_degree=3)
             # look_at_settings derives fovy from the aspect ratio, matching make_scene's frustum.
             leaves = {k: v.clone().requires_grad_(True) for k, v in scene.items()}
-            with torch.no_grad():
-                pre = torch_backend._preprocess(s, leaves["means3D"], leaves["opacities"],
-                                                leaves["shs"], None, leaves["scales"],
-                                                leaves["rotations"], None)
-                pairs = torch_backend._pairs(pre, s)[0].numel()
+            pairs = "-"  # (pixel, Gaussian) pairs: too many to list on the CPU at GPU sizes
+            if names != ["cuda"]:
+                with torch.no_grad():
+                    pre = torch_backend._preprocess(s, leaves["means3D"], leaves["opacities"],
+                                                    leaves["shs"], None, leaves["scales"],
+                                                    leaves["rotations"], None)
+                    pairs = torch_backend._pairs(pre, s)[0].numel()
             for b in names:
                 rasterize = backends[b].rasterize
+                dev = "cuda" if b == "cuda" else "cpu"
+                sb = look_at_settings(W=W, H=H, fovx=fovx, eye=(0, 0, 0), target=(0, 0, 1),
+                                      sh_degree=3, device=dev)
+                lb = {k: v.detach().to(dev).requires_grad_(True) for k, v in leaves.items()}
+                sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
 
                 def fwd():
                     with torch.no_grad():
-                        return rasterize(s, means2D=torch.zeros(n, 4), **leaves)
+                        return rasterize(sb, means2D=torch.zeros(n, 4, device=dev), **lb)
 
                 def fwd_bwd():
-                    vs = torch.zeros(n, 4, requires_grad=True)
-                    out = rasterize(s, means2D=vs, **leaves)
+                    vs = torch.zeros(n, 4, device=dev, requires_grad=True)
+                    out = rasterize(sb, means2D=vs, **lb)
                     (out.color.sum() + out.depth.sum() * 0.01).backward()
-                    for v in leaves.values():
+                    for v in lb.values():
                         v.grad = None
 
-                tf = time_call(fwd, args.repeats)
-                tfb = time_call(fwd_bwd, args.repeats)
+                tf = time_call(fwd, args.repeats, sync)
+                tfb = time_call(fwd_bwd, args.repeats, sync)
                 print(f"| {b} | {n} | {W}x{H} | {pairs} | {tf:.4f} | {tfb:.4f} |", flush=True)
 
 if __name__ == "__main__":

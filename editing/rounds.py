@@ -117,7 +117,7 @@ class EditSession:
         self.opt = scale_learning_rates(opt, cfg.mode, cfg.round_iters + cfg.refine_iters)
         self.pipe = pipe
         gaussians = GaussianModel(dataset.sh_degree, device=self.device)
-        scene = Scene(dataset, gaussians, load_iteration=cfg.iteration)
+        scene = Scene(dataset, gaussians, load_iteration=cfg.iteration, quiet=cfg.quiet)
         self.loaded_iter = scene.loaded_iter
         self.input_ply = os.path.join(cfg.model_path, "point_cloud",
                                       f"iteration_{scene.loaded_iter}", "point_cloud.ply")

@@ -28,10 +28,12 @@ class Scene:
     """Loads cameras (train/test split) and initialises or loads `gaussians`.
 
     load_iteration: None = fresh start from points; -1 = latest saved iteration; N = that one.
+    quiet: no progress lines (errors still raise).
     """
 
     def __init__(self, args, gaussians: GaussianModel, load_iteration: Optional[int] = None,
-                 resolution_scales=(1.0,)):
+                 resolution_scales=(1.0,), quiet: bool = False):
+        say = (lambda msg: None) if quiet else print
         self.model_path = args.model_path
         self.gaussians = gaussians
         self.loaded_iter = None
@@ -41,7 +43,7 @@ class Scene:
                                 else load_iteration)
             if self.loaded_iter is None:
                 raise UserError(f"no saved iteration in {pc_dir}")
-            print(f"Loading trained model at iteration {self.loaded_iter}")
+            say(f"Loading trained model at iteration {self.loaded_iter}")
 
         info = read_scene_info(args)
         if not info.train_cameras:
@@ -64,7 +66,7 @@ class Scene:
         n_random = args.random_init or (DEFAULT_RANDOM_POINTS if pcd is None else 0)
         if n_random:
             pcd = random_point_cloud(info.train_cameras, n_random, seed=args.seed)
-            print(f"Initialising from {n_random} random points in the cameras' view volume")
+            say(f"Initialising from {n_random} random points in the cameras' view volume")
         if pcd is None or len(pcd.points) == 0:
             raise UserError(f"{args.source_path}: no initial points; use --random_init N")
         write_point_cloud(os.path.join(self.model_path, "input.ply"), pcd.points, pcd.colors)

@@ -64,7 +64,7 @@ class Trainer:
         set_seed(dataset.seed)
         if scene is None:
             self.gaussians = GaussianModel(dataset.sh_degree, device=self.device)
-            self.scene = Scene(dataset, self.gaussians)
+            self.scene = Scene(dataset, self.gaussians, quiet=cfg.quiet)
         else:
             self.scene, self.gaussians = scene, scene.gaussians
         self.gaussians.training_setup(opt)

@@ -5,7 +5,9 @@ iteration of phase N it samples `--semantic_num_samples` views (training views f
 and 2, novel views for phase 3), renders them, asks the proposer for regions, and hands each
 view's mask to the strategy's region hooks: Gaussians that cover masked pixels are densified
 (ranked by coverage), and masked pixels no Gaussian covers (alpha < 0.5) get new Gaussians
-back-projected onto their rays. Never more than `--phaseN_max_points` per view, never past
+back-projected onto their rays. Phase 3 analyses and the start of phase 4 first prune the
+weakly supported Gaussians (floaters, semantic/floaters.py), so novel views show the holes
+they were hiding. Never more than `--phaseN_max_points` per view, never past
 `--max_gaussians`. From `refine_start` on, the run only prunes (FastGS's VCP) and refines.
 """
 import copy
@@ -21,9 +23,10 @@ from tqdm import tqdm
 from scene.strategies.multiview import sample_views, score_gaussians, spread_iterations, vcp_prune
 from scene.strategies.regions import ALPHA_SOLID
 from semantic import visualize
+from semantic.floaters import prune_floaters
 from semantic.proposers import ErrorProposer, Observation, QwenProposer
 from semantic.schedule import REFINE, PhaseSchedule, resolve_caps
-from semantic.views import analysis_views
+from semantic.views import analysis_views, capture_focus
 from utils.errors import UserError
 from utils.io_utils import atomic_write_json
 
@@ -75,6 +78,7 @@ class SemanticGuidance:
     def attach(self, trainer):
         resolve_caps(self.args, trainer.scene.getTrainCameras())
         self.schedule = PhaseSchedule.from_args(self.args)
+        self.focus = capture_focus(trainer.scene.getTrainCameras())
         self.write_schedule(trainer.dataset.model_path)
         trainer.hooks.append(self)
         trainer.phase_of = self.schedule.phase_at
@@ -101,7 +105,9 @@ class SemanticGuidance:
                 "prune_protection": sched.prune_protection, "refine_start": sched.refine_start,
                 "total_iterations": sched.total, "proposer": type(self.proposer).__name__,
                 "semantic_num_samples": self.args.semantic_num_samples,
-                "region_min_priority": self.args.region_min_priority}
+                "region_min_priority": self.args.region_min_priority,
+                "capture_focus": None if self.focus is None else
+                [round(float(v), 4) for v in self.focus]}
         os.makedirs(os.path.join(model_path, "regions"), exist_ok=True)
         atomic_write_json(os.path.join(model_path, "regions", "schedule.json"), data)
 
@@ -109,8 +115,9 @@ class SemanticGuidance:
         phase = self.schedule.analysis_at(iteration)
         if phase is not None:
             self.analyse(trainer, iteration, phase)
-        if iteration in self.refine_prunes:
-            self.refine_prune(trainer, iteration)
+        floaters = iteration == self.schedule.refine_start
+        if floaters or iteration in self.refine_prunes:
+            self.refine_prune(trainer, iteration, floaters, iteration in self.refine_prunes)
 
     # -- one analysis -------------------------------------------------------------------
     @torch.no_grad()
@@ -120,6 +127,8 @@ class SemanticGuidance:
         render, pipe, bg = ctx["render"], ctx["pipe"], ctx["background"]
         dev = g.get_xyz.device
         t0 = time.perf_counter()
+        n0 = g.num_points
+        floaters = self.prune_floaters(trainer) if phase.name == "phase3" else 0
         views = analysis_views(phase.name, trainer.scene.getTrainCameras(),
                                trainer.scene.getTestCameras(), self.args.semantic_num_samples,
                                self.args.seed, iteration, self.args.phase3_views)
@@ -135,12 +144,15 @@ class SemanticGuidance:
             pkgs.append(pkg)
             target = None if phase.name == "phase3" else view.original_image.to(dev)
             name = f"{phase.name}_{i}_{getattr(view, 'image_name', 'view')}"
-            observations.append(Observation(name, pkg["render"], pkg["alpha"][0], target))
+            alpha = pkg["alpha"][0]
+            depth = torch.where(alpha >= ALPHA_SOLID, pkg["depth"][0] / alpha.clamp_min(1e-6),
+                                torch.zeros_like(alpha))
+            observations.append(Observation(name, pkg["render"], alpha, target, depth,
+                                            self.focus_depth(view)))
         t_render = time.perf_counter() - t0
         results = self.proposer.propose(observations, phase.name)
         t_propose = time.perf_counter() - t0 - t_render
 
-        n0 = g.num_points
         per_view = []
         for view, pkg, res in zip(views, pkgs, results):
             added = self.grow(strategy, g, view, pkg, res.mask, phase.max_points, ctx,
@@ -149,7 +161,7 @@ class SemanticGuidance:
         record = {"iteration": iteration, "phase": phase.name, "views": per_view,
                   "gaussians_before": n0, "gaussians_after": g.num_points,
                   "densified": sum(v["densified"] for v in per_view),
-                  "spawned": sum(v["spawned"] for v in per_view), "pruned": 0,
+                  "spawned": sum(v["spawned"] for v in per_view), "pruned": floaters,
                   "render_s": round(t_render, 4), "propose_s": round(t_propose, 4),
                   "total_s": round(time.perf_counter() - t0, 4)}
         folder = visualize.region_dir(trainer.dataset.model_path, iteration)
@@ -161,7 +173,8 @@ class SemanticGuidance:
         if not trainer.cfg.quiet:
             tqdm.write(f"[ITER {iteration}] {phase.name}: {sum(len(r.boxes) for r in results)} "
                        f"boxes in {len(results)} views, +{record['densified']} densified, "
-                       f"+{record['spawned']} spawned ({record['total_s']:.1f} s)")
+                       f"+{record['spawned']} spawned, -{record['pruned']} pruned "
+                       f"({record['total_s']:.1f} s)")
         return record
 
     @staticmethod
@@ -190,20 +203,44 @@ class SemanticGuidance:
                                                   "spawn", ctx)["spawned"]
         return out
 
-    # -- pruning and refinement (strategies without their own VCP schedule) -------------
+    def focus_depth(self, view) -> Optional[float]:
+        """View-space depth of the cameras' focus point (None: no focus, or behind)."""
+        if self.focus is None:
+            return None
+        w2v = view.world_view_transform.detach().cpu().float()
+        z = float(self.focus @ w2v[:3, 2] + w2v[3, 2])
+        return z if z > 0 else None
+
+    def prune_floaters(self, trainer) -> int:
+        ctx = trainer.strategy_context
+        return prune_floaters(trainer.gaussians, trainer.strategy.state,
+                              trainer.scene.getTrainCameras(), trainer.scene.cameras_extent,
+                              ctx["render"], ctx["pipe"], ctx["background"],
+                              self.args.floater_support, self.args.floater_near)
+
+    # -- pruning and refinement ----------------------------------------------------------
     @torch.no_grad()
-    def refine_prune(self, trainer, iteration: int) -> int:
+    def refine_prune(self, trainer, iteration: int, floaters: bool, vcp: bool) -> int:
+        """Phase 4: on entry the floaters formed since phase 3 go; strategies without their
+        own VCP schedule also get FastGS's view-consistent pruning, `--final_prunes` times."""
         ctx, g = trainer.strategy_context, trainer.gaussians
-        views = sample_views(ctx["cameras"], self.args.vcd_views, self.args.seed, iteration)
-        _, score = score_gaussians(g, views, ctx["render"], ctx["pipe"], ctx["background"],
-                                   self.args.loss_thresh, ctx.get("lambda_dssim", 0.2))
+        render, pipe, bg = ctx["render"], ctx["pipe"], ctx["background"]
         n0 = g.num_points
-        pruned = vcp_prune(g, score, self.args.final_prune_opacity, self.args.final_prune_score,
-                           trainer.strategy.state)
+        if floaters:
+            self.prune_floaters(trainer)
+        if vcp:
+            views = sample_views(ctx["cameras"], self.args.vcd_views, self.args.seed, iteration)
+            _, score = score_gaussians(g, views, render, pipe, bg, self.args.loss_thresh,
+                                       ctx.get("lambda_dssim", 0.2))
+            vcp_prune(g, score, self.args.final_prune_opacity, self.args.final_prune_score,
+                      trainer.strategy.state)
         record = {"iteration": iteration, "phase": REFINE, "views": [],
                   "gaussians_before": n0, "gaussians_after": g.num_points,
-                  "densified": 0, "spawned": 0, "pruned": pruned}
+                  "densified": 0, "spawned": 0, "pruned": n0 - g.num_points}
         visualize.write_record(visualize.region_dir(trainer.dataset.model_path, iteration),
                                record)
         self.records.append(record)
-        return pruned
+        if floaters and not trainer.cfg.quiet:
+            tqdm.write(f"[ITER {iteration}] refine: -{record['pruned']} pruned (floaters"
+                       f"{' and VCP' if vcp else ''})")
+        return record["pruned"]

@@ -5,7 +5,7 @@ the path a little, so they are viewpoints the model was never fitted to. By defa
 never the test cameras: guiding densification with test poses would leak the evaluation split
 into training (`--phase3_views test` allows it, for comparison with the original method).
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -59,6 +59,26 @@ def novel_views(cameras: Sequence, k: int, seed: int, iteration: int) -> List[Ca
         offset = rng.normal(size=3) * PERTURB * float(d[nb])
         out.append(interpolated_camera(cams[i], cams[nb], t, offset, uid=j))
     return out
+
+
+def capture_focus(cameras: Sequence, min_conditioning: float = 1e-3) -> Optional[torch.Tensor]:
+    """The point closest (least squares) to every training camera's optical axis: what a
+    360-degree capture looks at. None when the axes are near parallel (forward-facing
+    captures), where no such point is defined."""
+    if len(cameras) < 2:
+        return None
+    a = np.zeros((3, 3))
+    b = np.zeros(3)
+    for cam in cameras:
+        c2w = _c2w(cam)
+        d = c2w[:3, 2] / np.linalg.norm(c2w[:3, 2])  # the camera looks along its +z
+        proj = np.eye(3) - np.outer(d, d)
+        a += proj
+        b += proj @ c2w[:3, 3]
+    eig = np.linalg.eigvalsh(a)
+    if eig[0] < min_conditioning * eig[-1]:
+        return None
+    return torch.tensor(np.linalg.solve(a, b), dtype=torch.float32)
 
 
 def analysis_views(phase: str, train_cams: Sequence, test_cams: Sequence, k: int, seed: int,

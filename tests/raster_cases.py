@@ -53,3 +53,21 @@ def random_gaussians(n, seed=0, sh_degree=0, spread=1.2, scale=(-2.5, -1.0), dty
     shs = torch.randn(n, K, 3, generator=g) * 0.5
     out = dict(means3D=means, scales=scales, rotations=q, opacities=opac, shs=shs)
     return {k: v.to(dtype=dtype, device=device) for k, v in out.items()}
+
+
+def rasterizer_inputs(g, gen, precomp_colors=False, precomp_cov=False):
+    """Keyword inputs of a rasterize call for Gaussians `g`: SH or random precomputed colours,
+    scales/rotations or random precomputed covariances (drawn from `gen`)."""
+    n = g["means3D"].shape[0]
+    kw = {}
+    if precomp_colors:
+        kw["colors_precomp"] = torch.rand(n, 3, generator=gen)
+    else:
+        kw["shs"] = g["shs"]
+    if precomp_cov:
+        L = torch.randn(n, 3, 3, generator=gen) * 0.15
+        cov = L @ L.transpose(1, 2) + 0.01 * torch.eye(3)
+        kw["cov3D_precomp"] = cov[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]
+    else:
+        kw["scales"], kw["rotations"] = g["scales"], g["rotations"]
+    return kw

@@ -6,7 +6,7 @@ import torch
 
 from gaussian_renderer import cpp_backend, torch_backend
 from gaussian_renderer.reference import reference_rasterize
-from tests.raster_cases import look_at_settings, random_gaussians
+from tests.raster_cases import look_at_settings, random_gaussians, rasterizer_inputs
 
 
 @pytest.fixture(params=["torch", "cpp"])
@@ -27,17 +27,7 @@ def _run_both(rasterize, s, g, metric_map=None, precomp_colors=False, precomp_co
     wc, wd, wa = (torch.randn(3, H, W, generator=gen), torch.randn(1, H, W, generator=gen),
                   torch.randn(1, H, W, generator=gen))
     N = g["means3D"].shape[0]
-    kw = {}
-    if precomp_colors:
-        kw["colors_precomp"] = torch.rand(N, 3, generator=gen)
-    else:
-        kw["shs"] = g["shs"]
-    if precomp_cov:
-        L = torch.randn(N, 3, 3, generator=gen) * 0.15
-        cov = L @ L.transpose(1, 2) + 0.01 * torch.eye(3)
-        kw["cov3D_precomp"] = cov[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]
-    else:
-        kw["scales"], kw["rotations"] = g["scales"], g["rotations"]
+    kw = rasterizer_inputs(g, gen, precomp_colors, precomp_cov)
     res = {}
     for name in ("torch", "ref"):
         leaves = {k: v.detach().clone().double().requires_grad_(True) if name == "ref" else

@@ -2,16 +2,19 @@
 import csv
 import glob
 import json
+import math
 import os
 
 import numpy as np
 import pytest
 import torch
 
+from scene.cameras import Camera
 from semantic.guidance import SemanticGuidance, fill_colours
 from semantic.proposers import ErrorProposer, Observation
-from semantic.views import novel_views
+from semantic.views import capture_focus, novel_views
 from tests.demo_scenes import make_scene
+from tests.test_fastgs_strategy import camera
 from tests.test_train_e2e import _params, train_inprocess
 
 GUIDED = ["--eval", "--llffhold", "5", "--random_init", "100", "--iterations", "90",
@@ -45,7 +48,10 @@ def test_records_follow_the_schedule(guided_run):
     assert sched["refine_start"] == 75
     got = sorted(int(os.path.basename(d)[5:]) for d in
                  glob.glob(os.path.join(guided_run, "regions", "iter_*")))
-    assert got == want
+    assert got == want + [75]  # phase 4 opens with the global floater prune
+    refine = json.load(open(os.path.join(guided_run, "regions", "iter_000075", "regions.json")))
+    assert refine["phase"] == "refine" and refine["views"] == []
+    assert refine["gaussians_before"] - refine["gaussians_after"] == refine["pruned"]
     for it in want:
         rec = json.load(open(os.path.join(guided_run, "regions", f"iter_{it:06d}",
                                           "regions.json")))
@@ -56,7 +62,9 @@ def test_records_follow_the_schedule(guided_run):
             for stem in ("render", "boxes", "mask"):
                 assert os.path.isfile(os.path.join(guided_run, "regions", f"iter_{it:06d}",
                                                    f"{v['view']}_{stem}.png"))
-        assert rec["gaussians_after"] - rec["gaussians_before"] == rec["densified"] + rec["spawned"]
+        assert rec["pruned"] == 0 or rec["phase"] == "phase3"  # floaters: phase 3 only
+        assert (rec["gaussians_after"] - rec["gaussians_before"]
+                == rec["densified"] + rec["spawned"] - rec["pruned"])
 
 
 def test_per_view_caps_hold_and_guidance_added_gaussians(guided_run):
@@ -127,6 +135,42 @@ def test_error_proposer_phase2_finds_the_central_subject_and_inverts():
     (x1, y1, x2, y2), = res.boxes
     assert 16 <= x1 <= 22 and 38 <= x2 <= 44 and 8 <= y1 <= 14 and 26 <= y2 <= 32
     assert not res.mask[20, 30] and res.mask[2, 2] and res.mask[38, 58]
+
+
+def test_error_proposer_phase2_takes_what_lies_at_the_focus_depth_as_the_subject():
+    target = torch.rand(3, 40, 60, generator=torch.Generator().manual_seed(1))
+    alpha = torch.ones(40, 60)
+    alpha[:6] = 0.0                      # an empty strip at the top
+    depth = torch.full((40, 60), 9.0)    # a far wall...
+    depth[20:, :] = 3.0                  # ...a floor in front...
+    depth[10:30, 25:35] = 4.0            # ...and the subject at the focus depth
+    depth[:6] = 0.0
+    obs = Observation("v", target.clone(), alpha, target, depth, focus_depth=4.0)
+    res, = ErrorProposer().propose([obs], "phase2")
+    assert res.boxes and res.mask[2, 30] and res.mask[12, 5]   # empty and far: background
+    assert not res.mask[15, 30] and not res.mask[35, 5]        # subject and floor: not
+    # Without a focus point the old heuristic answers (one box; the complement of the box).
+    res, = ErrorProposer().propose([Observation("v", target.clone(), alpha, target, depth)],
+                                   "phase2")
+    assert len(res.boxes) == 1
+
+
+def test_capture_focus_is_where_the_cameras_look_and_none_when_they_are_parallel():
+    target = np.array([0.5, -0.2, 1.0])
+    ring = []
+    for i, a in enumerate(np.linspace(0, 2 * np.pi, 8, endpoint=False)):
+        eye = target + 4.0 * np.array([math.cos(a), 0.3, math.sin(a)])
+        fwd = (target - eye) / np.linalg.norm(target - eye)
+        right = np.cross(np.array([0.0, -1.0, 0.0]), fwd)
+        right /= np.linalg.norm(right)
+        down = np.cross(fwd, right)
+        w2c_rot = np.stack([right, down, fwd])                # world -> camera rows
+        ring.append(Camera(colmap_id=i, R=w2c_rot.T, T=-w2c_rot @ eye, FoVx=1.0, FoVy=0.8,
+                           image=torch.zeros(3, 8, 8), image_name=f"r{i}", uid=i))
+    focus = capture_focus(ring)
+    assert focus is not None and np.allclose(focus.numpy(), target, atol=1e-4)
+    parallel = [camera(T=(x, 0.0, 4.0), uid=i) for i, x in enumerate((-1.0, 0.0, 1.0))]
+    assert capture_focus(parallel) is None
 
 
 def test_error_proposer_phase3_boxes_holes_without_a_photo():
@@ -201,6 +245,6 @@ def test_inspection_notebook_runs_on_a_guided_run(guided_run, monkeypatch):
                    resources={"metadata": {"path": repo}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     text = "".join(o.get("text", "") for o in outputs)
-    assert "5 analyses" in text and "phase2" in text
+    assert "5 analyses, 1 refine prune(s)" in text and "phase2" in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # the count plot and one figure per phase

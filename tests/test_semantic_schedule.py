@@ -90,6 +90,8 @@ def test_caps_scale_with_image_area_never_up():
     (["--semantic_num_samples", "0"], "--semantic_num_samples"),
     (["--phase3_views", "train"], "--phase3_views"),
     (["--vlm_dtype", "int4"], "--vlm_dtype"),
+    (["--floater_support", "1.5"], "--floater_support"),
+    (["--floater_near", "-0.1"], "--floater_near"),
 ])
 def test_bad_semantic_flags_name_the_flag(argv, flag):
     with pytest.raises(UserError) as e:

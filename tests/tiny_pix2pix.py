@@ -12,6 +12,7 @@ and an Euler-ancestral scheduler. Random weights: the "edits" are noise, but eve
 import json
 import os
 import sys
+import tempfile
 
 WORDS = ["make", "the", "juice", "box", "red", "blue", "green", "turn", "it", "into", "a",
          "photo", "of", "scene", "remove", "object", "cup", "table"]
@@ -45,11 +46,14 @@ def write_tokenizer_files(folder: str):
     return vocab
 
 
-def _tokenizer(folder):
+def _tokenizer():
+    """The tokenizer, built from vocab/merges in a scratch folder (its files end up in the
+    saved model; the scratch copy is not left behind)."""
     from transformers import CLIPTokenizer
-    write_tokenizer_files(folder)
-    return CLIPTokenizer(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"),
-                         model_max_length=MAX_TOKENS)
+    with tempfile.TemporaryDirectory() as folder:
+        write_tokenizer_files(folder)
+        return CLIPTokenizer(os.path.join(folder, "vocab.json"),
+                             os.path.join(folder, "merges.txt"), model_max_length=MAX_TOKENS)
 
 
 def _text_config(vocab_size):
@@ -67,8 +71,7 @@ def build_tiny_pix2pix(out: str, seed: int = 0) -> str:
                            StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel)
     from transformers import CLIPTextModel
     torch.manual_seed(seed)
-    tok_dir = out + "_tokenizer_src"
-    tokenizer = _tokenizer(tok_dir)
+    tokenizer = _tokenizer()
     text_encoder = CLIPTextModel(_text_config(len(tokenizer)))
     unet = UNet2DConditionModel(
         sample_size=8, in_channels=8, out_channels=4, layers_per_block=1,
@@ -92,7 +95,7 @@ def build_tiny_clip(out: str, seed: int = 0) -> str:
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig
     torch.manual_seed(seed)
-    tokenizer = _tokenizer(out + "_tokenizer_src")
+    tokenizer = _tokenizer()
     vision = CLIPVisionConfig(hidden_size=HIDDEN, intermediate_size=32, num_hidden_layers=1,
                               num_attention_heads=2, image_size=32, patch_size=8,
                               projection_dim=HIDDEN)

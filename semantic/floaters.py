@@ -1,0 +1,73 @@
+"""Weakly supported Gaussians: the floaters that novel views expose (phase 3).
+
+From a sparse or random start, Gaussians that drift close to a training camera can paint that
+one photo from a spot no other camera constrains. Training views never see the damage; a
+viewpoint in between does (blobs and haze in front of the scene). Such a Gaussian is
+recognisable without any photo of the novel view:
+  * it contributes to few training views (`support`: fewer than `support_frac` of them), and
+  * it lies near a training camera (within `near_frac` x the cameras' extent, the radius of
+    the capture that 3DGS already uses to scale learning rates).
+Real surfaces near the cameras are seen from many views, and distant, rarely seen background
+is not near any camera, so both are kept. On the shared 360-degree captures, pruning these
+from finished runs (no further training) raised test PSNR by 0.1 to 1.0 dB (bench/RESULTS.md).
+
+They are pruned everywhere, not only inside the regions a proposer returns: floaters hug
+single cameras, so the few novel views of one analysis meet only some of them.
+"""
+from typing import Sequence
+
+import torch
+
+MAX_SUPPORT_VIEWS = 64   # evenly spaced training views are enough to count support
+
+
+@torch.no_grad()
+def training_support(model, cameras: Sequence, render, pipe, background) -> torch.Tensor:
+    """(N,) float: the fraction of training views each Gaussian is composited into."""
+    cams = list(cameras)
+    if len(cams) > MAX_SUPPORT_VIEWS:
+        step = len(cams) / MAX_SUPPORT_VIEWS
+        cams = [cams[int(i * step)] for i in range(MAX_SUPPORT_VIEWS)]
+    seen = torch.zeros(model.num_points, device=model.get_xyz.device)
+    for cam in cams:
+        ones = torch.ones(int(cam.image_height), int(cam.image_width), dtype=torch.int32,
+                          device=seen.device)
+        counts = render(cam, model, pipe, background, metric_map=ones)["accum_metric_counts"]
+        seen += (counts > 0).float()
+    return seen / max(1, len(cams))
+
+
+@torch.no_grad()
+def near_cameras(model, cameras: Sequence, radius: float) -> torch.Tensor:
+    """(N,) bool: Gaussians whose centre is within `radius` of some training camera."""
+    xyz = model.get_xyz.detach()
+    if not len(cameras) or radius <= 0:
+        return torch.zeros(xyz.shape[0], dtype=torch.bool, device=xyz.device)
+    centres = torch.stack([c.camera_center.to(xyz.device, xyz.dtype) for c in cameras])
+    nearest = torch.full((xyz.shape[0],), float("inf"), device=xyz.device)
+    for chunk in torch.split(torch.arange(xyz.shape[0], device=xyz.device), 65536):
+        nearest[chunk] = torch.cdist(xyz[chunk], centres).min(1).values
+    return nearest < radius
+
+
+def weak_gaussians(model, cameras: Sequence, extent: float, render, pipe, background,
+                   support_frac: float, near_frac: float) -> torch.Tensor:
+    """(N,) bool: Gaussians seen by < support_frac of the training views and lying within
+    near_frac x extent of a training camera. Either fraction at 0 flags nothing."""
+    if support_frac <= 0 or near_frac <= 0 or model.num_points == 0:
+        return torch.zeros(model.num_points, dtype=torch.bool, device=model.get_xyz.device)
+    near = near_cameras(model, cameras, near_frac * extent)
+    if not bool(near.any()):
+        return near
+    return near & (training_support(model, cameras, render, pipe, background) < support_frac)
+
+
+@torch.no_grad()
+def prune_floaters(model, state, cameras: Sequence, extent: float, render, pipe, background,
+                   support_frac: float, near_frac: float) -> int:
+    """Remove every weakly supported Gaussian (never all of them); returns how many went."""
+    weak = weak_gaussians(model, cameras, extent, render, pipe, background, support_frac,
+                          near_frac)
+    if not bool(weak.any()) or bool(weak.all()):
+        return 0
+    return model.prune(weak, state=state)

@@ -72,6 +72,7 @@ class SemanticGuidance:
         self.args = args
         self.proposer = proposer
         self.schedule: Optional[PhaseSchedule] = None
+        self.focus: Optional[torch.Tensor] = None   # where the training cameras look
         self.records: List[dict] = []
 
     # -- wiring -------------------------------------------------------------------------

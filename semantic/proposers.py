@@ -157,11 +157,11 @@ class ErrorProposer:
         than SUBJECT_DEPTH_MARGIN x the focus point's depth in that view; the boxes of its
         connected regions are the answer and guidance acts on the complement, as with the VLM
         (here the pixel-exact complement, not that of the boxes): the far background and every
-        empty pixel. Without a focus point (forward-facing
-        captures), the subject is the solid, well-fitted (normalised error below
-        `error_thresh`) connected region that best trades size for closeness to the image
-        centre (area x (1 - distance / half-diagonal)). That fallback swallows most of a view
-        once the model is solid (about 94 % on juicebox_table), which is why depth comes first.
+        empty pixel. Without a focus point (forward-facing captures), the subject is the
+        solid, well-fitted (normalised error below `error_thresh`) connected region that best
+        trades size for closeness to the image centre (area x (1 - distance / half-diagonal)).
+        That fallback takes most of a view once the model is solid (about 94 % on
+        juicebox_table), which is why depth comes first.
     phase 3 (novel views, no photo): under-reconstruction shows as holes, so regions of the
         smoothed alpha below 0.5 give the boxes (with a photo, the phase-1 error map is used).
     """
@@ -191,8 +191,8 @@ class ErrorProposer:
         w, h = obs.size
         min_pixels = max(4, (w * h) // 2000)
         alpha = obs.alpha.detach().cpu().numpy()
-        if phase == "phase2" and self._subject(obs) is not None:
-            near = self._subject(obs)
+        near = self._subject(obs) if phase == "phase2" else None
+        if near is not None:
             return component_boxes(near, near.astype(np.float32), self.max_boxes, min_pixels)
         if phase == "phase2" and obs.target is not None:
             err = self._error(obs)

@@ -230,7 +230,7 @@ class SemanticParams(ParamGroup):
             "region_min_priority": "inside a region, densify Gaussians whose gradient reaches "
                                    "this fraction of the strategy's threshold (1 = no "
                                    "relaxation, 0 = any Gaussian covering the region)",
-            "floater_support": "phases 3 and 4 prune floaters: Gaussians composited into fewer "
+            "floater_support": "phases 2 to 4 prune floaters: Gaussians composited into fewer "
                                "than this fraction of the training views and near a training "
                                "camera (0 = no floater pruning)",
             "floater_near": "'near a training camera' means within this fraction of the "

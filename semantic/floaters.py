@@ -1,4 +1,4 @@
-"""Weakly supported Gaussians: the floaters that novel views expose (phase 3).
+"""Weakly supported Gaussians: the floaters that novel views expose (phases 2 to 4).
 
 From a sparse or random start, Gaussians that drift close to a training camera can paint that
 one photo from a spot no other camera constrains. Training views never see the damage; a
@@ -12,7 +12,8 @@ is not near any camera, so both are kept. On the shared 360-degree captures, pru
 from finished runs (no further training) raised test PSNR by 0.1 to 1.0 dB (bench/RESULTS.md).
 
 They are pruned everywhere, not only inside the regions a proposer returns: floaters hug
-single cameras, so the few novel views of one analysis meet only some of them.
+single cameras, so the few novel views of one analysis meet only some of them. Guidance prunes
+them from phase 2 on, while the strategy still densifies and can refill what they hid.
 """
 from typing import Sequence
 

@@ -5,8 +5,8 @@ iteration of phase N it samples `--semantic_num_samples` views (training views f
 and 2, novel views for phase 3), renders them, asks the proposer for regions, and hands each
 view's mask to the strategy's region hooks: Gaussians that cover masked pixels are densified
 (ranked by coverage), and masked pixels no Gaussian covers (alpha < 0.5) get new Gaussians
-back-projected onto their rays. Phase 3 analyses and the start of phase 4 first prune the
-weakly supported Gaussians (floaters, semantic/floaters.py), so novel views show the holes
+back-projected onto their rays. Phase 2 and 3 analyses and the start of phase 4 first prune
+the weakly supported Gaussians (floaters, semantic/floaters.py), so the views show the holes
 they were hiding. Never more than `--phaseN_max_points` per view, never past
 `--max_gaussians`. From `refine_start` on, the run only prunes (FastGS's VCP) and refines.
 """
@@ -30,6 +30,10 @@ from semantic.views import analysis_views, capture_focus
 from utils.errors import UserError
 from utils.io_utils import atomic_write_json
 
+# Floaters go at every analysis from phase 2 on, while FastGS still densifies (until
+# --densify_until_iter) and can refill what they hid; pruning first in phase 3 left holes
+# that nothing refilled (bench/RESULTS.md).
+FLOATER_PHASES = ("phase2", "phase3")
 PIXELS_PER_SPAWN = 9   # at most one new Gaussian per 3x3 pixels of empty region
 
 
@@ -78,7 +82,8 @@ class SemanticGuidance:
     # -- wiring -------------------------------------------------------------------------
     def attach(self, trainer):
         resolve_caps(self.args, trainer.scene.getTrainCameras())
-        self.schedule = PhaseSchedule.from_args(self.args)
+        self.schedule = PhaseSchedule.from_args(self.args,
+                                                trainer.strategy.opacity_reset_iterations())
         self.focus = capture_focus(trainer.scene.getTrainCameras())
         self.write_schedule(trainer.dataset.model_path)
         trainer.hooks.append(self)
@@ -101,8 +106,9 @@ class SemanticGuidance:
         sched = self.schedule
         data = {"phases": [dict(name=p.name, start=p.start, end=p.end, interval=p.interval,
                                 max_points=p.max_points,
-                                analyses=[i for i in p.analysis_iterations() if i <= sched.total])
+                                analyses=sched.analyses_of(p))
                            for p in sched.phases],
+                "opacity_resets": sched.resets,
                 "prune_protection": sched.prune_protection, "refine_start": sched.refine_start,
                 "total_iterations": sched.total, "proposer": type(self.proposer).__name__,
                 "semantic_num_samples": self.args.semantic_num_samples,
@@ -129,7 +135,7 @@ class SemanticGuidance:
         dev = g.get_xyz.device
         t0 = time.perf_counter()
         n0 = g.num_points
-        floaters = self.prune_floaters(trainer) if phase.name == "phase3" else 0
+        floaters = self.prune_floaters(trainer) if phase.name in FLOATER_PHASES else 0
         views = analysis_views(phase.name, trainer.scene.getTrainCameras(),
                                trainer.scene.getTestCameras(), self.args.semantic_num_samples,
                                self.args.seed, iteration, self.args.phase3_views)

@@ -8,11 +8,15 @@ densification. A phase flag left at -1 takes that schedule scaled to `--total_it
 analysis every 300.
 
 A phase owns the iterations (start, end]; its analyses run at start + k*interval (k >= 1) up to
-end. Everything here is a pure function of the flags, so a run resumed from a checkpoint
-continues the same schedule.
+end. An analysis that would fall within `settle` (half its phase's interval) iterations after
+one of the strategy's opacity resets moves to the end of that window: just after a reset the
+model renders almost transparent, so the whole view would look empty (phase 2 then spawned
+across entire views at a guessed depth). Everything here is a pure function of the flags and
+the strategy's reset iterations, so a run resumed from a checkpoint continues the same
+schedule.
 """
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 PUBLISHED_TOTAL = 20_000
 # name -> (start, end, interval, max_points per view) on the published 20k schedule
@@ -23,6 +27,7 @@ PUBLISHED = {
 }
 PUBLISHED_PROTECTION = 1_000
 PHASE_NAMES = {1: "phase1", 2: "phase2", 3: "phase3"}
+SETTLE_FRACTION = 0.5   # of a phase's interval: how long after an opacity reset it waits
 REFINE = "refine"
 
 
@@ -38,26 +43,47 @@ class Phase:
     def name(self) -> str:
         return PHASE_NAMES[self.index]
 
-    def analysis_iterations(self) -> List[int]:
+    @property
+    def settle(self) -> int:
+        return max(1, round(self.interval * SETTLE_FRACTION))
+
+    def analysis_iterations(self, resets: Sequence[int] = ()) -> List[int]:
         if self.interval <= 0 or self.end <= self.start:
             return []
-        return list(range(self.start + self.interval, self.end + 1, self.interval))
+        out = []
+        for it in range(self.start + self.interval, self.end + 1, self.interval):
+            for r in resets:
+                if r <= it < r + self.settle:
+                    it = r + self.settle
+            if not out or it > out[-1]:
+                out.append(it)
+        return out
 
 
 class PhaseSchedule:
-    def __init__(self, phases: List[Phase], prune_protection: int, total: int):
+    def __init__(self, phases: List[Phase], prune_protection: int, total: int,
+                 resets: Sequence[int] = ()):
         self.phases = [p for p in phases if p.end > p.start and p.interval > 0]
         self.prune_protection = prune_protection
         self.total = total
-        self._analyses = {it: p for p in self.phases for it in p.analysis_iterations()
-                          if it <= total}
+        self.resets = sorted(resets)
+        self._analyses = {}
+        for p in self.phases:
+            for it in p.analysis_iterations(self.resets):
+                if it <= total:
+                    self._analyses.setdefault(it, p)  # a shifted one never displaces another
+
+    def analyses_of(self, phase: Phase) -> List[int]:
+        return sorted(it for it, p in self._analyses.items() if p is phase)
 
     @classmethod
-    def from_args(cls, args) -> "PhaseSchedule":
+    def from_args(cls, args, resets: Sequence[int] = ()) -> "PhaseSchedule":
+        """resets: the strategy's opacity-reset iterations (Strategy.opacity_reset_iterations)."""
         phases = [Phase(i, getattr(args, f"phase{i}_start"), getattr(args, f"phase{i}_end"),
                         getattr(args, f"phase{i}_interval"), getattr(args, f"phase{i}_max_points"))
                   for i in (1, 2, 3)]
-        return cls(phases, args.prune_protection, args.total_iterations or args.iterations)
+        return cls(phases, args.prune_protection, args.total_iterations or args.iterations,
+                   resets)
 
     def analysis_at(self, iteration: int) -> Optional[Phase]:
         """The phase whose analysis runs at this iteration, if any."""

@@ -1,4 +1,4 @@
-"""Floater pruning (phases 3 and 4): weakly supported Gaussians near a camera are found and
+"""Floater pruning (phases 2 to 4): weakly supported Gaussians near a camera are found and
 pruned; surfaces every camera sees are kept."""
 import numpy as np
 import torch

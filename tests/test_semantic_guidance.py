@@ -46,6 +46,7 @@ def test_records_follow_the_schedule(guided_run):
     want = [i for p in sched["phases"] for i in p["analyses"]]
     assert want == [15, 30, 45, 60, 70]
     assert sched["refine_start"] == 75
+    assert sched["opacity_resets"] == []  # none in the last 500 iterations of a run
     got = sorted(int(os.path.basename(d)[5:]) for d in
                  glob.glob(os.path.join(guided_run, "regions", "iter_*")))
     assert got == want + [75]  # phase 4 opens with the global floater prune
@@ -62,7 +63,7 @@ def test_records_follow_the_schedule(guided_run):
             for stem in ("render", "boxes", "mask"):
                 assert os.path.isfile(os.path.join(guided_run, "regions", f"iter_{it:06d}",
                                                    f"{v['view']}_{stem}.png"))
-        assert rec["pruned"] == 0 or rec["phase"] == "phase3"  # floaters: phase 3 only
+        assert rec["pruned"] == 0 or rec["phase"] in ("phase2", "phase3")  # not phase 1
         assert (rec["gaussians_after"] - rec["gaussians_before"]
                 == rec["densified"] + rec["spawned"] - rec["pruned"])
 
@@ -248,3 +249,28 @@ def test_inspection_notebook_runs_on_a_guided_run(guided_run, monkeypatch):
     assert "5 analyses, 1 refine prune(s)" in text and "phase2" in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # the count plot and one figure per phase
+
+
+def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
+    """The wiring: guidance builds its schedule from the strategy's own reset iterations and
+    keeps FastGS's final prunes out of the guided window."""
+    from types import SimpleNamespace
+
+    from scene.strategies import FastGS
+    from tests.test_semantic_schedule import semantic_args
+    from semantic.schedule import resolve_phase_defaults
+    args = semantic_args(["--region_proposer", "error"], iterations=6000)
+    resolve_phase_defaults(args)
+    args.seed = 0
+    cams = [camera(T=(x, 0.0, 4.0), uid=i) for i, x in enumerate((-1.0, 0.0, 1.0))]
+    strategy = FastGS(total_iterations=6000, densify_until_iter=4500)
+    trainer = SimpleNamespace(scene=SimpleNamespace(getTrainCameras=lambda: cams),
+                              dataset=SimpleNamespace(model_path=str(tmp_path)), hooks=[],
+                              strategy=strategy, cfg=SimpleNamespace(quiet=True))
+    guidance = SemanticGuidance(args, ErrorProposer()).attach(trainer)
+    assert trainer.hooks == [guidance] and strategy.final_prune_from == 5400
+    assert guidance.schedule.analysis_at(3000) is None
+    assert guidance.schedule.analysis_at(3150).name == "phase2"
+    sched = json.load(open(os.path.join(tmp_path, "regions", "schedule.json")))
+    assert sched["opacity_resets"] == [3000]
+    assert sched["phases"][1]["analyses"] == [2700, 3150, 3300, 3600, 3900, 4200]

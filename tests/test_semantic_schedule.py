@@ -66,6 +66,40 @@ def test_analyses_past_the_run_are_dropped():
     assert max(i for i in range(1, 20_001) if s2.analysis_at(i)) == 5000
 
 
+def test_analyses_wait_for_the_model_to_recover_from_an_opacity_reset():
+    args = semantic_args(iterations=6000)
+    resolve_phase_defaults(args)
+    resets = [3000]  # FastGS's reset with --iterations 6000 --densify_until_iter 4500
+    s = PhaseSchedule.from_args(args, resets)
+    its = [i for i in range(1, 6001) if s.analysis_at(i)]
+    assert 3000 not in its and 3150 in its and s.analysis_at(3150).name == "phase2"
+    assert its == [300, 600, 900, 1200, 1500, 1800, 2100, 2400, 2700, 3150, 3300, 3600,
+                   3900, 4200, 4500, 4800, 5100]
+    assert s.analyses_of(s.phases[1]) == [2700, 3150, 3300, 3600, 3900, 4200]
+    # A reset inside the window of an analysis moves it; one that would then collide with the
+    # next analysis of its phase is merged into it, never duplicated.
+    s = PhaseSchedule.from_args(args, [2950, 3100])
+    assert s.analyses_of(s.phases[1]) == [2700, 3250, 3300, 3600, 3900, 4200]
+    # The published schedule's phase-2 analyses at 9k and 12k fall on 3DGS's resets.
+    args = semantic_args()
+    resolve_phase_defaults(args)
+    s = PhaseSchedule.from_args(args, [3000, 6000, 9000, 12000])
+    assert s.analyses_of(s.phases[1]) == [9500, 10000, 11000, 12500, 13000, 14000]
+    assert s.analyses_of(s.phases[0])[2:6] == [3500, 4000, 5000, 6500]
+
+
+def test_strategies_report_their_opacity_resets():
+    from scene.strategies import STRATEGIES
+    for cls in STRATEGIES.values():
+        st = cls(total_iterations=6000, densify_until_iter=4500, opacity_reset_interval=3000)
+        assert st.opacity_reset_iterations() == [3000]
+        st = cls(total_iterations=3200, densify_until_iter=15000, opacity_reset_interval=1000)
+        assert st.opacity_reset_iterations() == [1000, 2000]  # never in the last 500
+        st = cls(total_iterations=0, densify_until_iter=2500, opacity_reset_interval=1000,
+                 white_background=True, densify_from_iter=500)
+        assert st.opacity_reset_iterations() == [500, 1000, 2000]
+
+
 class Cam:
     def __init__(self, w, h):
         self.image_width, self.image_height = w, h

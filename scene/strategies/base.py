@@ -1,6 +1,6 @@
 """Strategy base class: hooks, state, checkpointing, the Gaussian cap."""
 from dataclasses import dataclass, field, fields
-from typing import Optional
+from typing import List, Optional
 
 import torch
 
@@ -54,6 +54,12 @@ class Strategy:
         and "lambda_dssim"; what a strategy needs to render views of its own.
         """
 
+    def opacity_reset_iterations(self) -> List[int]:
+        """Iterations at which this strategy resets opacities to near zero (none here). A
+        render just after one shows an almost transparent model, so semantic guidance keeps
+        its analyses clear of them."""
+        return []
+
     # -- region hooks (semantic guidance, editing) ----------------------------------------
     def add_regions(self, model, views, masks, budget, mode: str = "both",
                     context: Optional[dict] = None, min_priority: float = 0.0) -> dict:
@@ -102,3 +108,14 @@ class Strategy:
         best = idx[torch.topk(score[idx], k).indices]
         out[best] = True
         return out
+
+
+def periodic_resets(interval: int, until: int, total: int, margin: int,
+                    white_background: bool = False, densify_from: int = 0) -> List[int]:
+    """The 3DGS opacity-reset iterations: every `interval` before `until` (and once at
+    `densify_from` on white backgrounds), never in the last `margin` iterations of a run of
+    `total` (0 = unknown length)."""
+    its = set(range(interval, until, interval)) if interval > 0 else set()
+    if white_background and 0 < densify_from < until:
+        its.add(densify_from)
+    return sorted(i for i in its if not (total and i > total - margin))

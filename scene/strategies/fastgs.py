@@ -6,7 +6,7 @@ from typing import List
 
 import torch
 
-from scene.strategies.base import Strategy
+from scene.strategies.base import Strategy, periodic_resets
 from scene.strategies.multiview import (high_error_map, sample_views, score_gaussians,
                                         spread_iterations, vcp_prune)
 from scene.strategies.regions import ALPHA_SOLID
@@ -113,6 +113,11 @@ class FastGS(Strategy):
         with 15k/30k and 4 prunes this is FastGS's 18k, 21k, 24k, 27k."""
         start = max(min(self.densify_until_iter, self.total_iterations), self.final_prune_from)
         return spread_iterations(start, self.total_iterations, self.final_prunes)
+
+    def opacity_reset_iterations(self) -> List[int]:
+        return periodic_resets(self.opacity_reset_interval, self.densify_until_iter,
+                               self.total_iterations, RESET_MARGIN, self.white_background,
+                               self.densify_from_iter)
 
     def _near_end(self, iteration):
         return self.total_iterations and iteration > self.total_iterations - RESET_MARGIN

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import torch
 
-from scene.strategies.base import Strategy
+from scene.strategies.base import Strategy, periodic_resets
 
 RESET_MARGIN = 500
 
@@ -72,6 +72,11 @@ class Vanilla3DGS(Strategy):
         if not near_end and (iteration % self.opacity_reset_interval == 0 or (
                 self.white_background and iteration == self.densify_from_iter)):
             model.reset_opacity(0.01)
+
+    def opacity_reset_iterations(self):
+        return periodic_resets(self.opacity_reset_interval, self.densify_until_iter,
+                               self.total_iterations, RESET_MARGIN, self.white_background,
+                               self.densify_from_iter)
 
     def densify_and_prune(self, model, prune_big: bool):
         st = self.state

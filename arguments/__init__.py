@@ -203,6 +203,9 @@ class SemanticParams(ParamGroup):
         self.region_min_priority = 0.0
         self.floater_support = 0.2
         self.floater_near = 0.25
+        self.spawn_depth = "photo"
+        self.textureless_depth = "none"
+        self.hole_opacity = 0.8
         self.save_region_vis = False
         super().__init__(parser, "Semantic Guidance Parameters")
 
@@ -235,6 +238,16 @@ class SemanticParams(ParamGroup):
                                "camera (0 = no floater pruning)",
             "floater_near": "'near a training camera' means within this fraction of the "
                             "cameras' extent (0 = no floater pruning)",
+            "spawn_depth": "where phase 2 and 3 place new Gaussians on a pixel's ray: photo (the "
+                           "depth where neighbouring training photos agree; phase 2 also "
+                           "re-seeds background the model renders at a different depth) or "
+                           "render (the render's depth, the back of the view where empty)",
+            "textureless_depth": "with --spawn_depth photo, rays whose photos agree at many "
+                                 "depths (textureless walls): none (not seeded) or far (the "
+                                 "farthest depth where they agree)",
+            "hole_opacity": "opacity of the Gaussians phase 3 adds in novel-view holes, which "
+                            "no training photo may ever train (0.1 = as fresh points, which "
+                            "never make a hole opaque)",
             "save_region_vis": "write renders, targets, boxes and masks to <model>/regions/",
         }
         names = {1: "detail formation", 2: "background completion", 3: "novel-view refinement"}
@@ -301,6 +314,13 @@ def check_semantic_args(args):
         raise UserError("--max_box_frac must be in (0, 1]")
     if args.region_min_priority < 0:
         raise UserError("--region_min_priority must be >= 0")
+    if getattr(args, "spawn_depth", "photo") not in ("photo", "render"):
+        raise UserError(f"--spawn_depth must be photo or render, got {args.spawn_depth!r}")
+    if getattr(args, "textureless_depth", "none") not in ("none", "far"):
+        raise UserError("--textureless_depth must be none or far, "
+                        f"got {args.textureless_depth!r}")
+    if not 0.0 < getattr(args, "hole_opacity", 0.1) < 1.0:
+        raise UserError("--hole_opacity must be in (0, 1)")
     for flag in ("floater_support", "floater_near"):
         if not 0.0 <= getattr(args, flag) <= 1.0:
             raise UserError(f"--{flag} must be in [0, 1]")

@@ -5,10 +5,12 @@ iteration of phase N it samples `--semantic_num_samples` views (training views f
 and 2, novel views for phase 3), renders them, asks the proposer for regions, and hands each
 view's mask to the strategy's region hooks: Gaussians that cover masked pixels are densified
 (ranked by coverage), and masked pixels no Gaussian covers (alpha < 0.5) get new Gaussians
-back-projected onto their rays. Phase 2 and 3 analyses and the start of phase 4 first prune
-the weakly supported Gaussians (floaters, semantic/floaters.py), so the views show the holes
-they were hiding. Never more than `--phaseN_max_points` per view, never past
-`--max_gaussians`. From `refine_start` on, the run only prunes (FastGS's VCP) and refines.
+back-projected onto their rays. In phases 2 and 3 new Gaussians first go to photo-consistent
+depths (seeding, semantic/depth_prior.py). Phase 2 and 3 analyses and the start of phase 4
+first prune the weakly supported Gaussians (floaters, semantic/floaters.py), so the views show
+the holes they were hiding. Never more than `--phaseN_max_points` per view, never past
+`--max_gaussians`; what is added is kept by the strategy's final pruning for
+`--prune_protection` iterations. From `refine_start` on, the run only prunes and refines.
 """
 import copy
 import os
@@ -21,7 +23,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from scene.strategies.multiview import sample_views, score_gaussians, spread_iterations, vcp_prune
-from scene.strategies.regions import ALPHA_SOLID
+from scene.strategies.regions import ALPHA_SOLID, SPAWN_OPACITY, spawn_pixels
+from semantic.depth_prior import seed_points
 from semantic import visualize
 from semantic.floaters import prune_floaters
 from semantic.proposers import ErrorProposer, Observation, QwenProposer
@@ -34,6 +37,7 @@ from utils.io_utils import atomic_write_json
 # --densify_until_iter) and can refill what they hid; pruning first in phase 3 left holes
 # that nothing refilled (bench/RESULTS.md).
 FLOATER_PHASES = ("phase2", "phase3")
+SEED_PHASES = ("phase2", "phase3")  # where --spawn_depth photo places new Gaussians
 PIXELS_PER_SPAWN = 9   # at most one new Gaussian per 3x3 pixels of empty region
 
 
@@ -90,10 +94,11 @@ class SemanticGuidance:
         trainer.phase_of = self.schedule.phase_at
         strategy = trainer.strategy
         self.refine_prunes = []
-        if hasattr(strategy, "final_prune_from"):
-            # FastGS prunes on its own schedule; keep it out of the guided window.
-            strategy.final_prune_from = max(strategy.final_prune_from, self.schedule.refine_start)
-        elif self.args.final_prunes > 0:
+        # FastGS keeps its own final-prune schedule (deferring it all behind the guided
+        # window left too few iterations to recover from it); what guidance adds is protected
+        # per Gaussian for --prune_protection iterations instead. Strategies without such a
+        # schedule get FastGS's pruning in phase 4.
+        if not hasattr(strategy, "final_prune_iterations") and self.args.final_prunes > 0:
             self.refine_prunes = spread_iterations(self.schedule.refine_start - 1,
                                                    self.schedule.total, self.args.final_prunes)
         if not trainer.cfg.quiet:
@@ -161,14 +166,20 @@ class SemanticGuidance:
         t_propose = time.perf_counter() - t0 - t_render
 
         per_view = []
-        for view, pkg, res in zip(views, pkgs, results):
-            added = self.grow(strategy, g, view, pkg, res.mask, phase.max_points, ctx,
-                              self.args.region_min_priority)
-            per_view.append(dict(res.summary(), **added))
+        for view, pkg, obs, res in zip(views, pkgs, observations, results):
+            until = iteration + self.schedule.prune_protection
+            seeded = self.seed(strategy, g, view, obs, res.mask, phase, trainer, until)
+            if seeded:  # the view changed: grow from what it shows now
+                pkg = render(view, g, pipe, bg)
+            added = self.grow(strategy, g, view, pkg, res.mask, phase.max_points - seeded, ctx,
+                              self.args.region_min_priority, until,
+                              self.spawn_opacity(phase))
+            per_view.append(dict(res.summary(), seeded=seeded, **added))
         record = {"iteration": iteration, "phase": phase.name, "views": per_view,
                   "gaussians_before": n0, "gaussians_after": g.num_points,
                   "densified": sum(v["densified"] for v in per_view),
-                  "spawned": sum(v["spawned"] for v in per_view), "pruned": floaters,
+                  "spawned": sum(v["spawned"] for v in per_view),
+                  "seeded": sum(v["seeded"] for v in per_view), "pruned": floaters,
                   "render_s": round(t_render, 4), "propose_s": round(t_propose, 4),
                   "total_s": round(time.perf_counter() - t0, 4)}
         folder = visualize.region_dir(trainer.dataset.model_path, iteration)
@@ -180,13 +191,47 @@ class SemanticGuidance:
         if not trainer.cfg.quiet:
             tqdm.write(f"[ITER {iteration}] {phase.name}: {sum(len(r.boxes) for r in results)} "
                        f"boxes in {len(results)} views, +{record['densified']} densified, "
-                       f"+{record['spawned']} spawned, -{record['pruned']} pruned "
+                       f"+{record['spawned']} spawned, +{record['seeded']} seeded, "
+                       f"-{record['pruned']} pruned "
                        f"({record['total_s']:.1f} s)")
         return record
 
+    def seed(self, strategy, model, view, obs, mask: np.ndarray, phase, trainer,
+             protect_until: int = 0) -> int:
+        """Phases 2 and 3 with --spawn_depth photo: new Gaussians at photo-consistent depths
+        (semantic/depth_prior.py) on masked pixels the view shows empty; phase 2 also on
+        background it shows at a depth the photos disagree with (a wall rendered in front of
+        where it is fits its own photo and smears in every other view). Returns how many."""
+        if getattr(self.args, "spawn_depth", "photo") != "photo" or phase.name not in SEED_PHASES:
+            return 0
+        limit = phase.max_points
+        cap = strategy.budget(model)
+        limit = limit if cap is None else min(limit, cap)
+        picked = seed_points(view, torch.as_tensor(mask, dtype=torch.bool), obs.alpha, obs.depth,
+                             obs.target, trainer.scene.getTrainCameras(), obs.focus_depth,
+                             limit, reseed_solid=phase.name == "phase2",
+                             textureless=getattr(self.args, "textureless_depth", "none"))
+        if picked is None:
+            return 0
+        xs, ys, z, rgb, spacing = picked
+        first = model.num_points
+        dev = model.get_xyz.device
+        n = spawn_pixels(strategy, model, view, xs.to(dev), ys.to(dev), z, rgb, spacing,
+                         self.spawn_opacity(phase))
+        if protect_until > 0 and n:
+            strategy.protect(model, first, protect_until)
+        return n
+
+    def spawn_opacity(self, phase) -> float:
+        """Phase 3 fills novel-view holes that no training photo may ever train: at the usual
+        0.1 they would never make the hole opaque, and fall to the first opacity prune."""
+        return getattr(self.args, "hole_opacity", 0.8) if phase.name == "phase3" \
+            else SPAWN_OPACITY
+
     @staticmethod
     def grow(strategy, model, view, pkg, mask: np.ndarray, budget: int, ctx,
-             min_priority: float = 0.0) -> dict:
+             min_priority: float = 0.0, protect_until: int = 0,
+             spawn_opacity: float = SPAWN_OPACITY) -> dict:
         """Densify the covered part of the mask and spawn in its empty part, `budget` in all.
         The budget is shared in proportion to the two parts' areas (spawning at most one
         Gaussian per PIXELS_PER_SPAWN empty pixels); what one part leaves goes to the other."""
@@ -203,11 +248,12 @@ class SemanticGuidance:
         if bool(dense_mask.any()):
             out["densified"] = strategy.add_regions(model, [view], [dense_mask],
                                                     budget - spawn_share, "densify", ctx,
-                                                    min_priority)["densified"]
+                                                    min_priority, protect_until)["densified"]
         spawn_budget = min(spawn_cap, budget - out["densified"])
         if spawn_budget > 0:
             out["spawned"] = strategy.add_regions(model, [view], [spawn_mask], spawn_budget,
-                                                  "spawn", ctx)["spawned"]
+                                                  "spawn", ctx, protect_until=protect_until,
+                                                  spawn_opacity=spawn_opacity)["spawned"]
         return out
 
     def focus_depth(self, view) -> Optional[float]:
@@ -240,10 +286,10 @@ class SemanticGuidance:
             _, score = score_gaussians(g, views, render, pipe, bg, self.args.loss_thresh,
                                        ctx.get("lambda_dssim", 0.2))
             vcp_prune(g, score, self.args.final_prune_opacity, self.args.final_prune_score,
-                      trainer.strategy.state)
+                      trainer.strategy.state, keep=trainer.strategy.protected(g, iteration))
         record = {"iteration": iteration, "phase": REFINE, "views": [],
                   "gaussians_before": n0, "gaussians_after": g.num_points,
-                  "densified": 0, "spawned": 0, "pruned": n0 - g.num_points}
+                  "densified": 0, "spawned": 0, "seeded": 0, "pruned": n0 - g.num_points}
         visualize.write_record(visualize.region_dir(trainer.dataset.model_path, iteration),
                                record)
         self.records.append(record)

@@ -3,7 +3,7 @@
 Per view: `<view>_render.png`, `<view>_target.png` (training views), `<view>_boxes.png` (the
 image the boxes refer to, boxes drawn) and `<view>_mask.png` (white = acted on). Always:
 `regions.json` with the phase, per-view boxes, labels, raw model text, parse status, latency
-and the Gaussians densified / spawned / pruned.
+and the Gaussians densified / spawned / seeded / pruned.
 """
 import os
 

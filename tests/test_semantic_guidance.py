@@ -59,13 +59,13 @@ def test_records_follow_the_schedule(guided_run):
         assert rec["iteration"] == it and len(rec["views"]) == 4
         for v in rec["views"]:
             assert {"boxes", "labels", "raw_text", "parse_status", "latency_s", "densified",
-                    "spawned"} <= set(v)
+                    "spawned", "seeded"} <= set(v)
             for stem in ("render", "boxes", "mask"):
                 assert os.path.isfile(os.path.join(guided_run, "regions", f"iter_{it:06d}",
                                                    f"{v['view']}_{stem}.png"))
         assert rec["pruned"] == 0 or rec["phase"] in ("phase2", "phase3")  # not phase 1
         assert (rec["gaussians_after"] - rec["gaussians_before"]
-                == rec["densified"] + rec["spawned"] - rec["pruned"])
+                == rec["densified"] + rec["spawned"] + rec["seeded"] - rec["pruned"])
 
 
 def test_per_view_caps_hold_and_guidance_added_gaussians(guided_run):
@@ -73,8 +73,8 @@ def test_per_view_caps_hold_and_guidance_added_gaussians(guided_run):
     for f in glob.glob(os.path.join(guided_run, "regions", "iter_*", "regions.json")):
         rec = json.load(open(f))
         for v in rec["views"]:
-            assert v["densified"] + v["spawned"] <= CAPS[rec["phase"]]
-            added += v["densified"] + v["spawned"]
+            assert v["densified"] + v["spawned"] + v["seeded"] <= CAPS[rec["phase"]]
+            added += v["densified"] + v["spawned"] + v["seeded"]
     assert added > 0
 
 
@@ -220,7 +220,8 @@ def test_grow_spawns_only_in_empty_pixels_within_budget():
         def __init__(self):
             self.calls = []
 
-        def add_regions(self, model, views, masks, budget, mode, ctx, min_priority=0.0):
+        def add_regions(self, model, views, masks, budget, mode, ctx, min_priority=0.0,
+                        protect_until=0, spawn_opacity=0.1):
             self.calls.append((mode, int(masks[0].sum()), budget))
             return {"densified": min(budget, 3), "spawned": min(budget, int(masks[0].sum()))}
 
@@ -253,7 +254,8 @@ def test_inspection_notebook_runs_on_a_guided_run(guided_run, monkeypatch):
 
 def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
     """The wiring: guidance builds its schedule from the strategy's own reset iterations and
-    keeps FastGS's final prunes out of the guided window."""
+    leaves FastGS's final prunes on FastGS's schedule (guided Gaussians are protected one by
+    one instead)."""
     from types import SimpleNamespace
 
     from scene.strategies import FastGS
@@ -268,7 +270,8 @@ def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
                               dataset=SimpleNamespace(model_path=str(tmp_path)), hooks=[],
                               strategy=strategy, cfg=SimpleNamespace(quiet=True))
     guidance = SemanticGuidance(args, ErrorProposer()).attach(trainer)
-    assert trainer.hooks == [guidance] and strategy.final_prune_from == 5400
+    assert trainer.hooks == [guidance] and strategy.final_prune_iterations() == [
+        4800, 5100, 5400, 5700] and guidance.refine_prunes == []
     assert guidance.schedule.analysis_at(3000) is None
     assert guidance.schedule.analysis_at(3150).name == "phase2"
     sched = json.load(open(os.path.join(tmp_path, "regions", "schedule.json")))

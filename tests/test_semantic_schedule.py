@@ -126,6 +126,9 @@ def test_caps_scale_with_image_area_never_up():
     (["--vlm_dtype", "int4"], "--vlm_dtype"),
     (["--floater_support", "1.5"], "--floater_support"),
     (["--floater_near", "-0.1"], "--floater_near"),
+    (["--spawn_depth", "guess"], "--spawn_depth"),
+    (["--textureless_depth", "near"], "--textureless_depth"),
+    (["--hole_opacity", "1"], "--hole_opacity"),
 ])
 def test_bad_semantic_flags_name_the_flag(argv, flag):
     with pytest.raises(UserError) as e:

@@ -62,11 +62,38 @@ class Strategy:
 
     # -- region hooks (semantic guidance, editing) ----------------------------------------
     def add_regions(self, model, views, masks, budget, mode: str = "both",
-                    context: Optional[dict] = None, min_priority: float = 0.0) -> dict:
+                    context: Optional[dict] = None, min_priority: float = 0.0,
+                    protect_until: int = 0, spawn_opacity: float = regions.SPAWN_OPACITY
+                    ) -> dict:
         """Densify / spawn Gaussians inside per-view (H,W) bool masks, at most `budget` new
-        Gaussians per view and never past max_gaussians. See scene/strategies/regions.py."""
+        Gaussians per view and never past max_gaussians; `protect_until` > 0 keeps them from
+        final pruning until that iteration. See scene/strategies/regions.py."""
         return regions.add_regions(self, model, views, masks, budget, mode, context,
-                                   min_priority)
+                                   min_priority, protect_until, spawn_opacity)
+
+    # -- per-Gaussian prune protection (semantic guidance) ---------------------------------
+    def protect(self, model, first_row: int, until: int):
+        """Rows first_row.. (just added) are kept by the strategy's final pruning until
+        iteration `until`. The row-aligned state entry follows prunes and clones."""
+        n = model.num_points
+        prot = self.state.get(PROTECT_KEY)
+        if prot is None or prot.shape[0] != n:
+            prot = torch.zeros(n, dtype=torch.int64, device=model.get_xyz.device)
+        prot[first_row:] = torch.clamp_min(prot[first_row:], int(until))
+        self.state[PROTECT_KEY] = prot
+
+    def kept_protection(self, model) -> dict:
+        """The protection entry, for a strategy that rebuilds its state from scratch (the
+        statistics reset at a densification event must not end protection)."""
+        prot = getattr(self, "state", {}).get(PROTECT_KEY)
+        return {} if prot is None or prot.shape[0] != model.num_points else {PROTECT_KEY: prot}
+
+    def protected(self, model, iteration: int) -> torch.Tensor:
+        """(N,) bool: Gaussians the strategy's final pruning must keep at this iteration."""
+        prot = self.state.get(PROTECT_KEY)
+        if prot is None or prot.shape[0] != model.num_points:
+            return torch.zeros(model.num_points, dtype=torch.bool, device=model.get_xyz.device)
+        return prot > iteration
 
     def densify_priority(self, model) -> torch.Tensor:
         """Per-Gaussian gradient statistic that ranks densification candidates, as a ratio
@@ -108,6 +135,9 @@ class Strategy:
         best = idx[torch.topk(score[idx], k).indices]
         out[best] = True
         return out
+
+
+PROTECT_KEY = "protect_until"
 
 
 def periodic_resets(interval: int, until: int, total: int, margin: int,

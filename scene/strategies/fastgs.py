@@ -40,7 +40,8 @@ class FastGS(Strategy):
         events spread evenly over the rest of the run remove Gaussians below
         final_prune_opacity or above final_prune_score (FastGS: 18k/21k/24k/27k of 15k..30k).
     final_prune_from: those events start no earlier than this iteration (0 = end of
-        densification); semantic guidance sets it so guided Gaussians get their protection.
+        densification). Gaussians that semantic guidance protects (`Strategy.protect`) are
+        kept by them until their protection ends.
     sparse_points: below this many Gaussians the model is sparse and densifies more often
         (see `interval`).
     uncovered_spawn: per sampled view and event, at most this many Gaussians are spawned on
@@ -68,7 +69,7 @@ class FastGS(Strategy):
 
     def initialize_state(self, model):
         n, dev = model.num_points, model.get_xyz.device
-        self.state = {
+        self.state = {**self.kept_protection(model),
             "grad_accum": torch.zeros(n, device=dev),       # |dL/dNDC| (viewspace cols 0-1)
             "abs_grad_accum": torch.zeros(n, device=dev),   # AbsGS gradient (cols 2-3)
             "denom": torch.zeros(n, device=dev),
@@ -231,4 +232,4 @@ class FastGS(Strategy):
     def final_prune(self, model, iteration, ctx) -> int:
         _, prune_score = self._scores(model, iteration, ctx)
         return vcp_prune(model, prune_score, self.final_prune_opacity, self.final_prune_score,
-                         self.state)
+                         self.state, keep=self.protected(model, iteration))

@@ -7,7 +7,7 @@ renderer counts, per Gaussian, the high-error pixels it was composited into
 support); weighted by each view's photometric loss, summed and min-max normalised it is the
 *pruning score*.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -78,11 +78,14 @@ def spread_iterations(start: int, end: int, n: int) -> List[int]:
 
 @torch.no_grad()
 def vcp_prune(model, prune_score: torch.Tensor, opacity_thresh: float, score_thresh: float,
-              state=None) -> int:
+              state=None, keep: Optional[torch.Tensor] = None) -> int:
     """FastGS's view-consistent pruning: remove Gaussians below `opacity_thresh` or whose
-    multi-view pruning score exceeds `score_thresh`; never empties the model."""
+    multi-view pruning score exceeds `score_thresh`, except those in `keep`; never empties
+    the model."""
     remove = (model.get_opacity < opacity_thresh).squeeze(1)
     remove |= prune_score > score_thresh
+    if keep is not None:
+        remove &= ~keep
     if bool(remove.all()):
         return 0
     model.prune(remove, state=state)

@@ -88,11 +88,13 @@ def _far_depth(model, view, depth_img, solid) -> float:
 
 
 def densify_in_region(strategy, model, view, mask, counts, k: int,
-                      min_priority: float = 0.0) -> int:
+                      min_priority: float = 0.0):
     """Clone/split up to k Gaussians inside `mask` (counts = masked pixels each covers) whose
-    gradient statistic is at least `min_priority` of the strategy's threshold."""
+    gradient statistic is at least `min_priority` of the strategy's threshold. Returns (how
+    many were added, the first row of the new ones: clones and split children go to the end
+    and split parents are removed)."""
     if k <= 0 or model.num_points == 0:
-        return 0
+        return 0, model.num_points
     uv, z = project_points(view, model.get_xyz.detach())
     px = uv.round().long()
     H, W = mask.shape
@@ -105,17 +107,18 @@ def densify_in_region(strategy, model, view, mask, counts, k: int,
     prio = prio / prio.max().clamp_min(1e-12) * 0.5  # < 1: only breaks ties between counts
     chosen = strategy.top_k_mask(cand, counts.float() + prio, k)
     if not bool(chosen.any()):
-        return 0
+        return 0, model.num_points
     small = strategy.small_mask(model)
     clone, split = chosen & small, chosen & ~small
     n_before = model.num_points
     added = model.clone(clone, state=strategy.state)
     pad = torch.zeros(model.num_points - n_before, dtype=torch.bool, device=split.device)
     added += model.split(torch.cat([split, pad]), state=strategy.state)
-    return added
+    return added, n_before - int(split.sum())
 
 
-def spawn_in_region(strategy, model, view, mask, pkg, m: int) -> int:
+def spawn_in_region(strategy, model, view, mask, pkg, m: int,
+                    opacity: float = SPAWN_OPACITY) -> int:
     """Spawn up to m Gaussians on the rays of sampled masked pixels."""
     pix = mask.nonzero()  # (P,2) as (y, x)
     m = min(m, pix.shape[0])
@@ -129,19 +132,28 @@ def spawn_in_region(strategy, model, view, mask, pkg, m: int) -> int:
     solid = alpha >= ALPHA_SOLID
     far = _far_depth(model, view, depth_img, solid)
     z = torch.where(solid[ys, xs], depth_img[ys, xs], torch.full_like(depth_img[ys, xs], far))
-    xyz = unproject_pixels(view, xs, ys, z)
-    rgb = view.original_image.to(dev)[:, ys, xs].T.clamp(0.0, 1.0)
+    rgb = view.original_image.to(dev)[:, ys, xs].T
     # Each new Gaussian covers its share of the region: spacing of sqrt(area / m) pixels.
+    return spawn_pixels(strategy, model, view, xs, ys, z, rgb, math.sqrt(pix.shape[0] / m),
+                        opacity)
+
+
+def spawn_pixels(strategy, model, view, xs, ys, z, rgb, spacing: float,
+                 opacity: float = SPAWN_OPACITY) -> int:
+    """One new Gaussian per pixel (xs, ys) at view depth z with colour rgb and the given
+    opacity, sized to cover `spacing` pixels of the view."""
+    xyz = unproject_pixels(view, xs, ys, z)
     fx = view.image_width / (2.0 * math.tan(view.FoVx * 0.5))
-    spacing = math.sqrt(pix.shape[0] / m)
-    scales = (0.5 * spacing * z / fx).clamp_min(1e-6)
-    return model.spawn(xyz, rgb, scales=scales, opacity=SPAWN_OPACITY, state=strategy.state)
+    scales = (0.5 * spacing * z.to(xyz.device) / fx).clamp_min(1e-6)
+    return model.spawn(xyz, rgb.clamp(0.0, 1.0), scales=scales, opacity=opacity,
+                       state=strategy.state)
 
 
 @torch.no_grad()
 def add_regions(strategy, model, views: Sequence, masks: Sequence,
                 budget: Union[int, Sequence[int]], mode: str = "both",
-                context: Optional[dict] = None, min_priority: float = 0.0) -> dict:
+                context: Optional[dict] = None, min_priority: float = 0.0,
+                protect_until: int = 0, spawn_opacity: float = SPAWN_OPACITY) -> dict:
     """Densify and/or spawn inside each view's mask; returns {"densified": n, "spawned": m}.
 
     budget: new Gaussians allowed per view (an int for all views, or one per view). In "both"
@@ -150,6 +162,9 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
     min_priority: densify only Gaussians whose gradient statistic reaches this fraction of
     the strategy's own threshold (0 = any Gaussian covering the region; guidance uses < 1 to
     relax the strategy's test inside the region rather than bypass it).
+    protect_until: > 0 keeps what is added from the strategy's final pruning until then.
+    spawn_opacity: opacity of spawned Gaussians (0.1, as fresh points, unless no photo will
+    train them: semantic guidance fills novel-view holes more opaquely).
     """
     if mode not in MODES:
         raise ValueError(f"add_regions: mode must be one of {MODES}, got {mode!r}")
@@ -173,9 +188,13 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
         dev = model.get_xyz.device
         pkg = render(view, model, pipe, bg, metric_map=mask.to(dev, torch.int32))
         want_densify = {"densify": b, "spawn": 0, "both": b // 2}[mode]
-        done = densify_in_region(strategy, model, view, mask, pkg["accum_metric_counts"],
-                                 want_densify, min_priority)
+        done, first_new = densify_in_region(strategy, model, view, mask,
+                                            pkg["accum_metric_counts"], want_densify,
+                                            min_priority)
         total["densified"] += done
         if mode != "densify":
-            total["spawned"] += spawn_in_region(strategy, model, view, mask, pkg, b - done)
+            total["spawned"] += spawn_in_region(strategy, model, view, mask, pkg, b - done,
+                                                spawn_opacity)
+        if protect_until > 0 and model.num_points > first_new:
+            strategy.protect(model, first_new, protect_until)
     return total

@@ -34,7 +34,7 @@ class Vanilla3DGS(Strategy):
 
     def initialize_state(self, model):
         n, dev = model.num_points, model.get_xyz.device
-        self.state = {
+        self.state = {**self.kept_protection(model),
             "grad_accum": torch.zeros(n, device=dev),
             "denom": torch.zeros(n, device=dev),
             "max_radii2D": torch.zeros(n, device=dev),

@@ -7,7 +7,8 @@ puts walls at the wrong distance, where they fit the training photo they were sp
 smear in every other view. Instead each pixel's ray is swept over candidate depths; at each, the
 3D point is projected into the nearest training cameras and their (slightly blurred) photos are
 sampled. The depth where the colours agree best is kept if the agreement is clearly better than
-anywhere else along the ray (textureless pixels, with no clear minimum, get no depth).
+anywhere else along the ray (textureless pixels, with no clear minimum, get no depth unless
+`--textureless_depth far`). bench/RESULTS.md has what this is worth.
 """
 from typing import List, Optional, Sequence, Tuple
 

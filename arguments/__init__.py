@@ -314,12 +314,12 @@ def check_semantic_args(args):
         raise UserError("--max_box_frac must be in (0, 1]")
     if args.region_min_priority < 0:
         raise UserError("--region_min_priority must be >= 0")
-    if getattr(args, "spawn_depth", "photo") not in ("photo", "render"):
+    if args.spawn_depth not in ("photo", "render"):
         raise UserError(f"--spawn_depth must be photo or render, got {args.spawn_depth!r}")
-    if getattr(args, "textureless_depth", "none") not in ("none", "far"):
+    if args.textureless_depth not in ("none", "far"):
         raise UserError("--textureless_depth must be none or far, "
                         f"got {args.textureless_depth!r}")
-    if not 0.0 < getattr(args, "hole_opacity", 0.1) < 1.0:
+    if not 0.0 < args.hole_opacity < 1.0:
         raise UserError("--hole_opacity must be in (0, 1)")
     for flag in ("floater_support", "floater_near"):
         if not 0.0 <= getattr(args, flag) <= 1.0:

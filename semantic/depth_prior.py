@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from scene.strategies.regions import project_points, unproject_pixels
+from semantic.views import camera_to_world
 
 NEIGHBOURS = 6          # training cameras compared per view
 MIN_VALID = 3           # a candidate depth needs this many cameras seeing it (photo included)
@@ -28,8 +29,7 @@ MAX_ANGLE_DEG = 75.0    # neighbours look at most this far away from the view's 
 
 
 def _centre_dir(cam) -> Tuple[np.ndarray, np.ndarray]:
-    w2c = cam.world_view_transform.detach().double().cpu().numpy().T
-    c2w = np.linalg.inv(w2c)
+    c2w = camera_to_world(cam)
     return c2w[:3, 3], c2w[:3, 2] / np.linalg.norm(c2w[:3, 2])
 
 

@@ -166,8 +166,8 @@ class SemanticGuidance:
         t_propose = time.perf_counter() - t0 - t_render
 
         per_view = []
+        until = iteration + self.schedule.prune_protection
         for view, pkg, obs, res in zip(views, pkgs, observations, results):
-            until = iteration + self.schedule.prune_protection
             seeded = self.seed(strategy, g, view, obs, res.mask, phase, trainer, until)
             if seeded:  # the view changed: grow from what it shows now
                 pkg = render(view, g, pipe, bg)
@@ -202,7 +202,7 @@ class SemanticGuidance:
         (semantic/depth_prior.py) on masked pixels the view shows empty; phase 2 also on
         background it shows at a depth the photos disagree with (a wall rendered in front of
         where it is fits its own photo and smears in every other view). Returns how many."""
-        if getattr(self.args, "spawn_depth", "photo") != "photo" or phase.name not in SEED_PHASES:
+        if self.args.spawn_depth != "photo" or phase.name not in SEED_PHASES:
             return 0
         limit = phase.max_points
         cap = strategy.budget(model)
@@ -210,7 +210,7 @@ class SemanticGuidance:
         picked = seed_points(view, torch.as_tensor(mask, dtype=torch.bool), obs.alpha, obs.depth,
                              obs.target, trainer.scene.getTrainCameras(), obs.focus_depth,
                              limit, reseed_solid=phase.name == "phase2",
-                             textureless=getattr(self.args, "textureless_depth", "none"))
+                             textureless=self.args.textureless_depth)
         if picked is None:
             return 0
         xs, ys, z, rgb, spacing = picked
@@ -225,8 +225,7 @@ class SemanticGuidance:
     def spawn_opacity(self, phase) -> float:
         """Phase 3 fills novel-view holes that no training photo may ever train: at the usual
         0.1 they would never make the hole opaque, and fall to the first opacity prune."""
-        return getattr(self.args, "hole_opacity", 0.8) if phase.name == "phase3" \
-            else SPAWN_OPACITY
+        return self.args.hole_opacity if phase.name == "phase3" else SPAWN_OPACITY
 
     @staticmethod
     def grow(strategy, model, view, pkg, mask: np.ndarray, budget: int, ctx,

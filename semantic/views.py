@@ -17,14 +17,15 @@ from scene.strategies.multiview import sample_views
 PERTURB = 0.05   # centre offset as a fraction of the distance between the two cameras
 
 
-def _c2w(cam):
+def camera_to_world(cam) -> np.ndarray:
+    """4x4 camera-to-world matrix of a Camera (its +z column is the viewing direction)."""
     w2c = cam.world_view_transform.detach().double().cpu().numpy().T  # stored transposed
     return np.linalg.inv(w2c)
 
 
 def interpolated_camera(a, b, t: float, offset: np.ndarray, uid: int, image=None) -> Camera:
     """A camera at fraction t between a and b (a's intrinsics), its centre moved by offset."""
-    ca, cb = _c2w(a), _c2w(b)
+    ca, cb = camera_to_world(a), camera_to_world(b)
     rots = Rotation.from_matrix(np.stack([ca[:3, :3], cb[:3, :3]]))
     rot = Slerp([0.0, 1.0], rots)([t]).as_matrix()[0]
     centre = (1 - t) * ca[:3, 3] + t * cb[:3, 3] + offset
@@ -48,7 +49,7 @@ def novel_views(cameras: Sequence, k: int, seed: int, iteration: int) -> List[Ca
     if len(cams) < 2:
         return []
     rng = np.random.default_rng((int(seed) * 1_000_003 + int(iteration) * 7 + 11) % (2 ** 63))
-    centres = np.stack([_c2w(c)[:3, 3] for c in cams])
+    centres = np.stack([camera_to_world(c)[:3, 3] for c in cams])
     out = []
     for j in range(k):
         i = int(rng.integers(len(cams)))
@@ -70,7 +71,7 @@ def capture_focus(cameras: Sequence, min_conditioning: float = 1e-3) -> Optional
     a = np.zeros((3, 3))
     b = np.zeros(3)
     for cam in cameras:
-        c2w = _c2w(cam)
+        c2w = camera_to_world(cam)
         d = c2w[:3, 2] / np.linalg.norm(c2w[:3, 2])  # the camera looks along its +z
         proj = np.eye(3) - np.outer(d, d)
         a += proj

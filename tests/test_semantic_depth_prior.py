@@ -119,7 +119,8 @@ def test_guidance_seeds_on_the_plane_within_the_cap_and_protects_what_it_adds():
     g = model([(5.0, 5.0, 0.0)], scale=0.05)          # one Gaussian, far outside the view
     s = fastgs(g)
     trainer = types.SimpleNamespace(scene=types.SimpleNamespace(getTrainCameras=lambda: cams))
-    guidance = SemanticGuidance(types.SimpleNamespace(spawn_depth="photo"), proposer=None)
+    args = types.SimpleNamespace(spawn_depth="photo", textureless_depth="none")
+    guidance = SemanticGuidance(args, proposer=None)
     obs = Observation("v2", torch.zeros(3, H, W), torch.zeros(H, W), view.original_image,
                       torch.zeros(H, W), focus_depth=4.0)
     mask = np.zeros((H, W), bool)

@@ -72,26 +72,31 @@ class Strategy:
                                    min_priority, protect_until, spawn_opacity)
 
     # -- per-Gaussian prune protection (semantic guidance) ---------------------------------
+    def _protection(self, model) -> Optional[torch.Tensor]:
+        """The row-aligned protect_until entry, if it matches the model (follows prunes,
+        clones and splits like every state entry)."""
+        prot = self.state.get(PROTECT_KEY)
+        return prot if prot is not None and prot.shape[0] == model.num_points else None
+
     def protect(self, model, first_row: int, until: int):
         """Rows first_row.. (just added) are kept by the strategy's final pruning until
-        iteration `until`. The row-aligned state entry follows prunes and clones."""
-        n = model.num_points
-        prot = self.state.get(PROTECT_KEY)
-        if prot is None or prot.shape[0] != n:
-            prot = torch.zeros(n, dtype=torch.int64, device=model.get_xyz.device)
+        iteration `until`."""
+        prot = self._protection(model)
+        if prot is None:
+            prot = torch.zeros(model.num_points, dtype=torch.int64, device=model.get_xyz.device)
         prot[first_row:] = torch.clamp_min(prot[first_row:], int(until))
         self.state[PROTECT_KEY] = prot
 
     def kept_protection(self, model) -> dict:
         """The protection entry, for a strategy that rebuilds its state from scratch (the
         statistics reset at a densification event must not end protection)."""
-        prot = getattr(self, "state", {}).get(PROTECT_KEY)
-        return {} if prot is None or prot.shape[0] != model.num_points else {PROTECT_KEY: prot}
+        prot = self._protection(model)
+        return {} if prot is None else {PROTECT_KEY: prot}
 
     def protected(self, model, iteration: int) -> torch.Tensor:
         """(N,) bool: Gaussians the strategy's final pruning must keep at this iteration."""
-        prot = self.state.get(PROTECT_KEY)
-        if prot is None or prot.shape[0] != model.num_points:
+        prot = self._protection(model)
+        if prot is None:
             return torch.zeros(model.num_points, dtype=torch.bool, device=model.get_xyz.device)
         return prot > iteration
 

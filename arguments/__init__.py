@@ -206,6 +206,8 @@ class SemanticParams(ParamGroup):
         self.spawn_depth = "photo"
         self.textureless_depth = "none"
         self.hole_opacity = 0.8
+        self.background_holes = "fill"
+        self.completion_background = "fixed"
         self.save_region_vis = False
         super().__init__(parser, "Semantic Guidance Parameters")
 
@@ -248,6 +250,16 @@ class SemanticParams(ParamGroup):
             "hole_opacity": "opacity of the Gaussians phase 3 adds in novel-view holes, which "
                             "no training photo may ever train (0.1 = as fresh points, which "
                             "never make a hole opaque)",
+            "background_holes": "phase 2, background a training view renders empty (dark "
+                                "photo areas a black background passes for): fill (new "
+                                "Gaussians there first, at --hole_opacity) or share (they "
+                                "share the budget by area, at 0.1 like fresh points)",
+            "completion_background": "train against random background colours from phase 2 "
+                                     "(background completion) on (random) or within phase 2 "
+                                     "only (phase2), so that the background must be made "
+                                     "opaque, or keep the fixed background (fixed: a "
+                                     "see-through, dark background matches its photos over "
+                                     "black)",
             "save_region_vis": "write renders, targets, boxes and masks to <model>/regions/",
         }
         names = {1: "detail formation", 2: "background completion", 3: "novel-view refinement"}
@@ -299,6 +311,10 @@ def check_densification_args(args):
 def check_semantic_args(args):
     if not hasattr(args, "region_proposer"):
         return
+    # A model trained before a flag existed has no value for it in cfg_args: its default.
+    for key, value in vars(SemanticParams(ArgumentParser())).items():
+        if not hasattr(args, key.lstrip("_")):
+            setattr(args, key.lstrip("_"), value)
     if args.region_proposer not in ("", "none", "error", "qwen"):
         raise UserError(f"--region_proposer must be qwen, error or none, "
                         f"got {args.region_proposer!r}")
@@ -319,6 +335,11 @@ def check_semantic_args(args):
     if args.textureless_depth not in ("none", "far"):
         raise UserError("--textureless_depth must be none or far, "
                         f"got {args.textureless_depth!r}")
+    if args.completion_background not in ("random", "phase2", "fixed"):
+        raise UserError("--completion_background must be random, phase2 or fixed, "
+                        f"got {args.completion_background!r}")
+    if args.background_holes not in ("fill", "share"):
+        raise UserError(f"--background_holes must be fill or share, got {args.background_holes!r}")
     if not 0.0 < args.hole_opacity < 1.0:
         raise UserError("--hole_opacity must be in (0, 1)")
     for flag in ("floater_support", "floater_near"):

@@ -87,6 +87,9 @@ class Trainer:
         self.tb = tb_writer
         self.last_checkpoint = None
         self.phase_of: Callable[[int], str] = lambda it: ""
+        # Whether an iteration trains against a random background colour besides
+        # --random_background (semantic guidance turns it on for background completion).
+        self.random_background_at: Callable[[int], bool] = lambda it: False
         self.hooks: List[Callable] = []  # called as hook(trainer, iteration) after each step
         # Extension points for edit.py (None / empty = train.py's behaviour):
         # views: the cameras to sample from (with a sampler of the same length);
@@ -116,7 +119,8 @@ class Trainer:
             if iteration % 1000 == 0:
                 g.oneupSHdegree()
             cam = cams[self.sampler.next()]
-            bg = torch.rand(3, device=self.device) if opt.random_background else self.background
+            random_bg = opt.random_background or self.random_background_at(iteration)
+            bg = torch.rand(3, device=self.device) if random_bg else self.background
             pkg = render(cam, g, self.pipe, bg)
             if self.objective is None:
                 gt = cam.original_image.to(self.device)

@@ -92,6 +92,11 @@ class SemanticGuidance:
         self.write_schedule(trainer.dataset.model_path)
         trainer.hooks.append(self)
         trainer.phase_of = self.schedule.phase_at
+        window = self.schedule.completion_window
+        if self.args.completion_background == "random" and window is not None:
+            trainer.random_background_at = lambda it: it > window[0]
+        elif self.args.completion_background == "phase2" and window is not None:
+            trainer.random_background_at = lambda it: window[0] < it <= window[1]
         strategy = trainer.strategy
         self.refine_prunes = []
         # FastGS keeps its own final-prune schedule (deferring it all behind the guided
@@ -173,7 +178,7 @@ class SemanticGuidance:
                 pkg = render(view, g, pipe, bg)
             added = self.grow(strategy, g, view, pkg, res.mask, phase.max_points - seeded, ctx,
                               self.args.region_min_priority, until,
-                              self.spawn_opacity(phase))
+                              self.spawn_opacity(phase), spawn_first=self.fills_holes(phase))
             per_view.append(dict(res.summary(), seeded=seeded, **added))
         record = {"iteration": iteration, "phase": phase.name, "views": per_view,
                   "gaussians_before": n0, "gaussians_after": g.num_points,
@@ -216,24 +221,37 @@ class SemanticGuidance:
         xs, ys, z, rgb, spacing = picked
         first = model.num_points
         dev = model.get_xyz.device
+        # Re-seeded surfaces start as fresh points; seeds in empty pixels as hole fills.
+        empty = obs.alpha.cpu()[ys, xs] < ALPHA_SOLID
+        opacity = torch.where(empty, self.spawn_opacity(phase), SPAWN_OPACITY).to(dev)
         n = spawn_pixels(strategy, model, view, xs.to(dev), ys.to(dev), z, rgb, spacing,
-                         self.spawn_opacity(phase))
+                         opacity)
         if protect_until > 0 and n:
             strategy.protect(model, first, protect_until)
         return n
 
+    def fills_holes(self, phase) -> bool:
+        """Whether this phase's new Gaussians in empty pixels are hole fills (--hole_opacity,
+        spawned before densifying). Phase 3: novel-view holes no training photo may ever
+        train. Phase 2 with --background_holes fill: background a training view renders
+        empty; where its photo is dark, black background already matches it, so nothing in
+        the loss would ever raise a fresh point's opacity there."""
+        return phase.name == "phase3" or (phase.name == "phase2"
+                                          and self.args.background_holes == "fill")
+
     def spawn_opacity(self, phase) -> float:
-        """Phase 3 fills novel-view holes that no training photo may ever train: at the usual
-        0.1 they would never make the hole opaque, and fall to the first opacity prune."""
-        return self.args.hole_opacity if phase.name == "phase3" else SPAWN_OPACITY
+        """At the usual 0.1, a hole fill would never make its hole opaque, and would fall to
+        the first opacity prune."""
+        return self.args.hole_opacity if self.fills_holes(phase) else SPAWN_OPACITY
 
     @staticmethod
     def grow(strategy, model, view, pkg, mask: np.ndarray, budget: int, ctx,
              min_priority: float = 0.0, protect_until: int = 0,
-             spawn_opacity: float = SPAWN_OPACITY) -> dict:
+             spawn_opacity: float = SPAWN_OPACITY, spawn_first: bool = False) -> dict:
         """Densify the covered part of the mask and spawn in its empty part, `budget` in all.
-        The budget is shared in proportion to the two parts' areas (spawning at most one
-        Gaussian per PIXELS_PER_SPAWN empty pixels); what one part leaves goes to the other."""
+        The budget is shared in proportion to the two parts' areas, or with spawn_first the
+        empty part takes what it needs first (spawning at most one Gaussian per
+        PIXELS_PER_SPAWN empty pixels); what one part leaves goes to the other."""
         mask_t = torch.as_tensor(mask, dtype=torch.bool)
         empty = (pkg["alpha"][0] < ALPHA_SOLID).cpu()
         spawn_mask, dense_mask = mask_t & empty, mask_t & ~empty
@@ -243,7 +261,7 @@ class SemanticGuidance:
             return out
         n_empty = int(spawn_mask.sum())
         spawn_cap = n_empty // PIXELS_PER_SPAWN
-        spawn_share = min(spawn_cap, round(budget * n_empty / n_mask))
+        spawn_share = min(spawn_cap, budget if spawn_first else round(budget * n_empty / n_mask))
         if bool(dense_mask.any()):
             out["densified"] = strategy.add_regions(model, [view], [dense_mask],
                                                     budget - spawn_share, "densify", ctx,

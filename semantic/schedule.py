@@ -16,7 +16,7 @@ the strategy's reset iterations, so a run resumed from a checkpoint continues th
 schedule.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 PUBLISHED_TOTAL = 20_000
 # name -> (start, end, interval, max_points per view) on the published 20k schedule
@@ -92,6 +92,12 @@ class PhaseSchedule:
     @property
     def last_analysis(self) -> int:
         return max(self._analyses) if self._analyses else 0
+
+    @property
+    def completion_window(self) -> Optional[Tuple[int, int]]:
+        """Background completion's (start, end]: phase 2's; None when phase 2 is off."""
+        spans = [(p.start, p.end) for p in self.phases if p.index == 2]
+        return spans[0] if spans else None
 
     @property
     def refine_start(self) -> int:

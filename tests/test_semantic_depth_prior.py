@@ -119,7 +119,8 @@ def test_guidance_seeds_on_the_plane_within_the_cap_and_protects_what_it_adds():
     g = model([(5.0, 5.0, 0.0)], scale=0.05)          # one Gaussian, far outside the view
     s = fastgs(g)
     trainer = types.SimpleNamespace(scene=types.SimpleNamespace(getTrainCameras=lambda: cams))
-    args = types.SimpleNamespace(spawn_depth="photo", textureless_depth="none")
+    args = types.SimpleNamespace(spawn_depth="photo", textureless_depth="none",
+                                 background_holes="share", hole_opacity=0.8)
     guidance = SemanticGuidance(args, proposer=None)
     obs = Observation("v2", torch.zeros(3, H, W), torch.zeros(H, W), view.original_image,
                       torch.zeros(H, W), focus_depth=4.0)
@@ -132,8 +133,11 @@ def test_guidance_seeds_on_the_plane_within_the_cap_and_protects_what_it_adds():
     assert g.get_xyz.detach()[1:, 2].abs().median() < 0.15   # on the plane z = 0
     assert s.protected(g, 159).tolist() == [False] + [True] * n
     torch.testing.assert_close(g.get_opacity.detach()[1:, 0], torch.full((n,), 0.1))
-    # Phase 3 (novel views: no photo will train what fills their holes) uses --hole_opacity.
-    guidance.args.hole_opacity = 0.8
+    # Hole fills use --hole_opacity: phase 2 with --background_holes fill (the view renders
+    # empty here), and phase 3 (novel views: no photo will train what fills their holes).
+    guidance.args.background_holes = "fill"
+    k = guidance.seed(s, g, view, obs, mask, Phase(2, 0, 100, 10, 25), trainer)
+    assert k > 0 and torch.allclose(g.get_opacity.detach()[-k:, 0], torch.full((k,), 0.8))
     obs.target = None
     m = guidance.seed(s, g, view, obs, mask, Phase(3, 0, 100, 10, 25), trainer)
     assert m > 0 and torch.allclose(g.get_opacity.detach()[-m:, 0], torch.full((m,), 0.8))

@@ -235,6 +235,10 @@ def test_grow_spawns_only_in_empty_pixels_within_budget():
     assert (m1, n1) == ("densify", 150) and (m2, n2) == ("spawn", 150)
     # spawn: what densify left (17), but at most one per 9 empty pixels (150 // 9 = 16)
     assert b1 == 10 and b2 == 16 and out == {"densified": 3, "spawned": 16}
+    # spawn_first (hole fills): the empty part claims its 16 before densification gets 4.
+    s.calls = []
+    out = SemanticGuidance.grow(s, None, None, {"alpha": alpha}, mask, 20, {}, spawn_first=True)
+    assert [c[2] for c in s.calls] == [4, 16] and out == {"densified": 3, "spawned": 16}
 
 
 def test_inspection_notebook_runs_on_a_guided_run(guided_run, monkeypatch):
@@ -268,7 +272,8 @@ def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
     strategy = FastGS(total_iterations=6000, densify_until_iter=4500)
     trainer = SimpleNamespace(scene=SimpleNamespace(getTrainCameras=lambda: cams),
                               dataset=SimpleNamespace(model_path=str(tmp_path)), hooks=[],
-                              strategy=strategy, cfg=SimpleNamespace(quiet=True))
+                              strategy=strategy, cfg=SimpleNamespace(quiet=True),
+                              random_background_at=lambda it: False)
     guidance = SemanticGuidance(args, ErrorProposer()).attach(trainer)
     assert trainer.hooks == [guidance] and strategy.final_prune_iterations() == [
         4800, 5100, 5400, 5700] and guidance.refine_prunes == []
@@ -277,3 +282,12 @@ def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
     sched = json.load(open(os.path.join(tmp_path, "regions", "schedule.json")))
     assert sched["opacity_resets"] == [3000]
     assert sched["phases"][1]["analyses"] == [2700, 3150, 3300, 3600, 3900, 4200]
+    # --completion_background random: random backgrounds from phase 2 (2400) on.
+    assert trainer.random_background_at(5000) is False   # the default (fixed)
+    args.completion_background = "random"
+    SemanticGuidance(args, ErrorProposer()).attach(trainer)
+    assert trainer.random_background_at(2401) and not trainer.random_background_at(2400)
+    args.completion_background = "phase2"   # only within phase 2, (2400, 4200]
+    SemanticGuidance(args, ErrorProposer()).attach(trainer)
+    assert [trainer.random_background_at(i) for i in (2400, 2401, 4200, 4201)] == [
+        False, True, True, False]

@@ -54,7 +54,9 @@ def test_explicit_windows_and_gaps():
     assert [p.name for p in s.phases] == ["phase1", "phase2"]  # an empty phase 3 is dropped
     assert [i for i in range(1, 1001) if s.analysis_at(i)] == [250, 400, 700]
     assert s.phase_at(50) == "" and s.phase_at(500) == "" and s.phase_at(650) == "phase2"
-    assert s.refine_start == 750
+    assert s.refine_start == 750 and s.completion_window == (600, 700)
+    args.phase2_end = 600   # no phase 2: no background completion
+    assert PhaseSchedule.from_args(args).completion_window is None
 
 
 def test_analyses_past_the_run_are_dropped():
@@ -129,8 +131,18 @@ def test_caps_scale_with_image_area_never_up():
     (["--spawn_depth", "guess"], "--spawn_depth"),
     (["--textureless_depth", "near"], "--textureless_depth"),
     (["--hole_opacity", "1"], "--hole_opacity"),
+    (["--background_holes", "all"], "--background_holes"),
+    (["--completion_background", "white"], "--completion_background"),
 ])
 def test_bad_semantic_flags_name_the_flag(argv, flag):
     with pytest.raises(UserError) as e:
         check_semantic_args(semantic_args(argv))
     assert flag in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cfg_args_of_a_model_trained_before_a_flag_existed_get_its_default():
+    from argparse import Namespace
+    old = Namespace(**{k: v for k, v in vars(semantic_args([])).items()
+                       if k != "completion_background"})
+    check_semantic_args(old)   # render.py checks a model's saved flags
+    assert old.completion_background == "fixed"

@@ -247,9 +247,10 @@ class SemanticParams(ParamGroup):
             "textureless_depth": "with --spawn_depth photo, rays whose photos agree at many "
                                  "depths (textureless walls): none (not seeded) or far (the "
                                  "farthest depth where they agree)",
-            "hole_opacity": "opacity of the Gaussians phase 3 adds in novel-view holes, which "
-                            "no training photo may ever train (0.1 = as fresh points, which "
-                            "never make a hole opaque)",
+            "hole_opacity": "opacity of hole fills: what phase 3 adds in novel-view holes, "
+                            "which no training photo may ever train, and phase 2's empty "
+                            "background with --background_holes fill (0.1 = as fresh points, "
+                            "which never make a hole opaque)",
             "background_holes": "phase 2, background a training view renders empty (dark "
                                 "photo areas a black background passes for): fill (new "
                                 "Gaussians there first, at --hole_opacity) or share (they "

@@ -92,11 +92,10 @@ class SemanticGuidance:
         self.write_schedule(trainer.dataset.model_path)
         trainer.hooks.append(self)
         trainer.phase_of = self.schedule.phase_at
-        window = self.schedule.completion_window
-        if self.args.completion_background == "random" and window is not None:
-            trainer.random_background_at = lambda it: it > window[0]
-        elif self.args.completion_background == "phase2" and window is not None:
-            trainer.random_background_at = lambda it: window[0] < it <= window[1]
+        window, mode = self.schedule.completion_window, self.args.completion_background
+        if mode != "fixed" and window is not None:
+            start, end = window[0], window[1] if mode == "phase2" else float("inf")
+            trainer.random_background_at = lambda it: start < it <= end
         strategy = trainer.strategy
         self.refine_prunes = []
         # FastGS keeps its own final-prune schedule (deferring it all behind the guided

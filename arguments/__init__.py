@@ -208,6 +208,7 @@ class SemanticParams(ParamGroup):
         self.hole_opacity = 0.8
         self.background_holes = "fill"
         self.completion_background = "fixed"
+        self.completion_alpha = 0.1
         self.save_region_vis = False
         super().__init__(parser, "Semantic Guidance Parameters")
 
@@ -261,6 +262,10 @@ class SemanticParams(ParamGroup):
                                      "opaque, or keep the fixed background (fixed: a "
                                      "see-through, dark background matches its photos over "
                                      "black)",
+            "completion_alpha": "from phase 2 (background completion) on, add this weight "
+                                "times the mean shortfall of the render's alpha from 0.6 "
+                                "(0.6 x the alpha mask where photos have one) to the loss, so "
+                                "that dark background is made opaque (0 = off)",
             "save_region_vis": "write renders, targets, boxes and masks to <model>/regions/",
         }
         names = {1: "detail formation", 2: "background completion", 3: "novel-view refinement"}
@@ -339,6 +344,8 @@ def check_semantic_args(args):
     if args.completion_background not in ("random", "phase2", "fixed"):
         raise UserError("--completion_background must be random, phase2 or fixed, "
                         f"got {args.completion_background!r}")
+    if args.completion_alpha < 0:
+        raise UserError("--completion_alpha must be >= 0")
     if args.background_holes not in ("fill", "share"):
         raise UserError(f"--background_holes must be fill or share, got {args.background_holes!r}")
     if not 0.0 < args.hole_opacity < 1.0:

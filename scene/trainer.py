@@ -90,6 +90,9 @@ class Trainer:
         # Whether an iteration trains against a random background colour besides
         # --random_background (semantic guidance turns it on for background completion).
         self.random_background_at: Callable[[int], bool] = lambda it: False
+        # Terms added to the loss: term(trainer, render_pkg, camera, iteration) -> tensor or
+        # None (semantic guidance adds its background-completion term).
+        self.loss_terms: List[Callable] = []
         self.hooks: List[Callable] = []  # called as hook(trainer, iteration) after each step
         # Extension points for edit.py (None / empty = train.py's behaviour):
         # views: the cameras to sample from (with a sampler of the same length);
@@ -127,6 +130,10 @@ class Trainer:
                 loss, l1, ssim_val = photometric_loss(pkg["render"], gt, opt.lambda_dssim)
             else:
                 loss, l1, ssim_val = self.objective(self, pkg, cam, iteration)
+            for term in self.loss_terms:
+                extra = term(self, pkg, cam, iteration)
+                if extra is not None:
+                    loss = loss + extra
             self.strategy.step_pre_backward(iteration, g, pkg, cam)
             loss.backward()
             loss_v = float(loss.detach())

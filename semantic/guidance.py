@@ -11,6 +11,7 @@ first prune the weakly supported Gaussians (floaters, semantic/floaters.py), so 
 the holes they were hiding. Never more than `--phaseN_max_points` per view, never past
 `--max_gaussians`; what is added is kept by the strategy's final pruning for
 `--prune_protection` iterations. From `refine_start` on, the run only prunes and refines.
+From phase 2 on the training loss also asks for coverage (semantic/completion.py).
 """
 import copy
 import os
@@ -26,6 +27,7 @@ from scene.strategies.multiview import sample_views, score_gaussians, spread_ite
 from scene.strategies.regions import ALPHA_SOLID, SPAWN_OPACITY, spawn_pixels
 from semantic.depth_prior import seed_points
 from semantic import visualize
+from semantic.completion import attach_completion
 from semantic.floaters import prune_floaters
 from semantic.proposers import ErrorProposer, Observation, QwenProposer
 from semantic.schedule import REFINE, PhaseSchedule, resolve_caps
@@ -92,10 +94,7 @@ class SemanticGuidance:
         self.write_schedule(trainer.dataset.model_path)
         trainer.hooks.append(self)
         trainer.phase_of = self.schedule.phase_at
-        window, mode = self.schedule.completion_window, self.args.completion_background
-        if mode != "fixed" and window is not None:
-            start, end = window[0], window[1] if mode == "phase2" else float("inf")
-            trainer.random_background_at = lambda it: start < it <= end
+        attach_completion(trainer, self.args, self.schedule.completion_window)
         strategy = trainer.strategy
         self.refine_prunes = []
         # FastGS keeps its own final-prune schedule (deferring it all behind the guided

@@ -273,7 +273,7 @@ def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
     trainer = SimpleNamespace(scene=SimpleNamespace(getTrainCameras=lambda: cams),
                               dataset=SimpleNamespace(model_path=str(tmp_path)), hooks=[],
                               strategy=strategy, cfg=SimpleNamespace(quiet=True),
-                              random_background_at=lambda it: False)
+                              random_background_at=lambda it: False, loss_terms=[])
     guidance = SemanticGuidance(args, ErrorProposer()).attach(trainer)
     assert trainer.hooks == [guidance] and strategy.final_prune_iterations() == [
         4800, 5100, 5400, 5700] and guidance.refine_prunes == []
@@ -282,12 +282,9 @@ def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
     sched = json.load(open(os.path.join(tmp_path, "regions", "schedule.json")))
     assert sched["opacity_resets"] == [3000]
     assert sched["phases"][1]["analyses"] == [2700, 3150, 3300, 3600, 3900, 4200]
-    # --completion_background random: random backgrounds from phase 2 (2400) on.
-    assert trainer.random_background_at(5000) is False   # the default (fixed)
-    args.completion_background = "random"
+    # The completion flags (tests/test_semantic_completion.py) get phase 2's window.
+    args.completion_background = "phase2"
+    trainer.loss_terms = []
     SemanticGuidance(args, ErrorProposer()).attach(trainer)
-    assert trainer.random_background_at(2401) and not trainer.random_background_at(2400)
-    args.completion_background = "phase2"   # only within phase 2, (2400, 4200]
-    SemanticGuidance(args, ErrorProposer()).attach(trainer)
-    assert [trainer.random_background_at(i) for i in (2400, 2401, 4200, 4201)] == [
-        False, True, True, False]
+    assert trainer.random_background_at(4200) and not trainer.random_background_at(4201)
+    assert trainer.loss_terms[0].start == 2400

@@ -115,6 +115,13 @@ def test_caps_scale_with_image_area_never_up():
     args = semantic_args()
     resolve_caps(args, [Cam(4000, 3000)])
     assert args.phase2_max_points == 8000
+    # The error proposer only observes phase 1 unless told otherwise (others: the cap above).
+    args = semantic_args(["--region_proposer", "error"])
+    resolve_caps(args, [Cam(500, 500)])
+    assert (args.phase1_max_points, args.phase2_max_points) == (0, 2000)
+    args = semantic_args(["--region_proposer", "error", "--phase1_max_points", "30"])
+    resolve_caps(args, [Cam(500, 500)])
+    assert args.phase1_max_points == 30
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -133,6 +140,7 @@ def test_caps_scale_with_image_area_never_up():
     (["--hole_opacity", "1"], "--hole_opacity"),
     (["--background_holes", "all"], "--background_holes"),
     (["--completion_background", "white"], "--completion_background"),
+    (["--completion_alpha", "-1"], "--completion_alpha"),
 ])
 def test_bad_semantic_flags_name_the_flag(argv, flag):
     with pytest.raises(UserError) as e:

@@ -87,7 +87,8 @@ class SemanticGuidance:
 
     # -- wiring -------------------------------------------------------------------------
     def attach(self, trainer):
-        resolve_caps(self.args, trainer.scene.getTrainCameras())
+        resolve_caps(self.args, trainer.scene.getTrainCameras(),
+                     getattr(self.proposer, "default_caps", None))
         self.schedule = PhaseSchedule.from_args(self.args,
                                                 trainer.strategy.opacity_reset_iterations())
         self.focus = capture_focus(trainer.scene.getTrainCameras())

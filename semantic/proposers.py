@@ -165,6 +165,12 @@ class ErrorProposer:
     phase 3 (novel views, no photo): under-reconstruction shows as holes, so regions of the
         smoothed alpha below 0.5 give the boxes (with a photo, the phase-1 error map is used).
     """
+    # Per-view caps that replace the published ones when --phaseN_max_points is left at -1.
+    # Phase 1 asks for regions *starting to show* the photo's detail; these boxes are where the
+    # render is most wrong, which the strategy's gradients densify already. Densifying there
+    # as well cost juicebox_table 0.4-1.8 dB on 4 of 5 seeds (bench/RESULTS.md, fifth pass),
+    # so by default phase 1 only proposes and records.
+    default_caps = {1: 0}
 
     def __init__(self, max_boxes: int = 8, max_box_frac: float = 0.5,
                  error_thresh: float = 0.3):

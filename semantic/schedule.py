@@ -26,11 +26,6 @@ PUBLISHED = {
     3: (14_000, 17_000, 1_000, 4_000),
 }
 PUBLISHED_PROTECTION = 1_000
-# The error proposer has no signal for phase 1's "starting to show the photo's detail": its
-# boxes are where the render is most wrong, which the strategy's gradients densify already.
-# Densifying there as well cost juicebox_table 0.4-1.8 dB on 4 of 5 seeds (bench/RESULTS.md,
-# fifth pass), so by default it only observes phase 1 (boxes, visualizations).
-ERROR_PHASE1_CAP = 0
 PHASE_NAMES = {1: "phase1", 2: "phase2", 3: "phase3"}
 SETTLE_FRACTION = 0.5   # of a phase's interval: how long after an opacity reset it waits
 REFINE = "refine"
@@ -144,18 +139,16 @@ def resolve_phase_defaults(args) -> None:
         args.prune_protection = round(PUBLISHED_PROTECTION * scale)
 
 
-def resolve_caps(args, cameras) -> None:
-    """--phaseN_max_points left at -1: the published per-view cap scaled by the mean image area
-    over 1 megapixel (never up), as FastGS's pixel-count thresholds; the error proposer's
-    phase 1 gets ERROR_PHASE1_CAP. A cap counts Gaussians per view; on a 192x108 view 2000
-    would let one analysis double a 10k-Gaussian model."""
+def resolve_caps(args, cameras, proposer_caps: Optional[dict] = None) -> None:
+    """--phaseN_max_points left at -1: the proposer's own default (`proposer_caps`, phase ->
+    cap) or else the published per-view cap scaled by the mean image area over 1 megapixel
+    (never up), as FastGS's pixel-count thresholds. A cap counts Gaussians per view; on a
+    192x108 view 2000 would let one analysis double a 10k-Gaussian model."""
     sample = list(cameras)[:32]
     pixels = sum(c.image_width * c.image_height for c in sample) / max(1, len(sample))
     scale = min(1.0, pixels / REFERENCE_PIXELS) if sample else 1.0
     for i, (_, _, _, max_points) in PUBLISHED.items():
-        if getattr(args, f"phase{i}_max_points") >= 0:
-            continue
-        if i == 1 and getattr(args, "region_proposer", "") == "error":
-            args.phase1_max_points = ERROR_PHASE1_CAP
-        else:
-            setattr(args, f"phase{i}_max_points", max(1, round(max_points * scale)))
+        if getattr(args, f"phase{i}_max_points") < 0:
+            own = (proposer_caps or {}).get(i)
+            cap = max(1, round(max_points * scale)) if own is None else own
+            setattr(args, f"phase{i}_max_points", cap)

@@ -115,12 +115,13 @@ def test_caps_scale_with_image_area_never_up():
     args = semantic_args()
     resolve_caps(args, [Cam(4000, 3000)])
     assert args.phase2_max_points == 8000
-    # The error proposer only observes phase 1 unless told otherwise (others: the cap above).
-    args = semantic_args(["--region_proposer", "error"])
-    resolve_caps(args, [Cam(500, 500)])
+    # A proposer's own defaults (the error proposer only observes phase 1) yield to the flag.
+    from semantic.proposers import ErrorProposer
+    args = semantic_args()
+    resolve_caps(args, [Cam(500, 500)], ErrorProposer.default_caps)
     assert (args.phase1_max_points, args.phase2_max_points) == (0, 2000)
-    args = semantic_args(["--region_proposer", "error", "--phase1_max_points", "30"])
-    resolve_caps(args, [Cam(500, 500)])
+    args = semantic_args(["--phase1_max_points", "30"])
+    resolve_caps(args, [Cam(500, 500)], ErrorProposer.default_caps)
     assert args.phase1_max_points == 30
 
 

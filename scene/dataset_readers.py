@@ -12,7 +12,8 @@ from PIL import Image
 
 from scene.colmap_loader import (detect_model_format, pinhole_intrinsics, qvec2rotmat,
                                  read_model)
-from utils.errors import UserError
+from scene.input_checks import fov_problem, position_problem, rotation_problem, size_problem
+from utils.errors import UserError, elide, one_line
 from utils.graphics_utils import focal2fov, fov2focal
 
 
@@ -68,16 +69,23 @@ def getNerfppNorm(cam_infos) -> dict:
     return {"translate": (-center).astype(np.float32), "radius": radius}
 
 
-def _image_header(path: str):
-    """(width, height, has_alpha) from the file header, or UserError naming the file."""
+def _image_header(path: str, listed_in: str):
+    """(width, height, has_alpha) from the file header, or UserError naming the file and the
+    file that listed it."""
     try:
         with Image.open(path) as im:
             has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-            return im.size[0], im.size[1], has_alpha
+            width, height = im.size
     except FileNotFoundError as e:
-        raise UserError(f"image {path} listed in the scene does not exist") from e
-    except Exception as e:  # PIL raises many types for bad files
-        raise UserError(f"cannot read image {path}: {e}") from e
+        raise UserError(f"image {elide(path, 120)} listed in {elide(listed_in, 120)} does not "
+                        f"exist") from e
+    except Exception as e:  # PIL raises many types for bad files (empty, garbled, too big)
+        raise UserError(f"cannot read image {elide(path, 120)} listed in "
+                        f"{elide(listed_in, 120)}: {one_line(str(e), 80)}") from e
+    problem = size_problem(width, height)
+    if problem:
+        raise UserError(f"image {elide(path, 120)} listed in {elide(listed_in, 120)}: {problem}")
+    return width, height, has_alpha
 
 
 # ---------------------------------------------------------------- COLMAP
@@ -96,21 +104,23 @@ def readColmapCameras(model_dir, cameras, images, images_dir, ext) -> List[Camer
     """One CameraInfo per registered image, sorted by name; intrinsics rescaled to the size of
     the file in `images_dir` (how `-i images_2` works with a full-resolution model)."""
     cams_file = os.path.join(model_dir, "cameras" + ext)
+    images_file = os.path.join(model_dir, "images" + ext)
     infos = []
     for img in sorted(images.values(), key=lambda im: im.name):
         cam = cameras.get(img.camera_id)
         if cam is None:
-            raise UserError(f"image {img.name} in {os.path.join(model_dir, 'images' + ext)} "
-                            f"uses camera {img.camera_id}, which {cams_file} does not define")
+            raise UserError(f"image {elide(img.name)} in {images_file} uses camera "
+                            f"{img.camera_id}, which {cams_file} does not define")
         fx, fy, cx, cy = pinhole_intrinsics(cam, cams_file)
         image_path = os.path.join(images_dir, img.name)
-        width, height, has_alpha = _image_header(image_path)
+        width, height, has_alpha = _image_header(image_path, images_file)
         sx, sy = width / cam.width, height / cam.height
         # A downscaled folder keeps the aspect ratio (up to rounding of odd sizes); anything
         # else means the image does not belong to this camera.
         if abs(sx - sy) > 2.0 / min(width, height) + 1e-3:
-            raise UserError(f"{image_path} is {width}x{height} but its camera {img.camera_id} "
-                            f"in {cams_file} is {cam.width}x{cam.height} (aspect ratio differs)")
+            raise UserError(f"{elide(image_path, 120)} (listed in {images_file}) is "
+                            f"{width}x{height} but its camera {img.camera_id} in {cams_file} is "
+                            f"{cam.width}x{cam.height} (aspect ratio differs)")
         fx, cx, fy, cy = fx * sx, cx * sx, fy * sy, cy * sy
         infos.append(CameraInfo(
             uid=img.id, R=qvec2rotmat(img.qvec).T, T=np.asarray(img.tvec, np.float64),
@@ -149,35 +159,83 @@ def readColmapSceneInfo(path, images_folder, eval, llffhold=8) -> SceneInfo:
 
 # ---------------------------------------------------------------- Blender / NeRF-synthetic
 
+def _load_json(json_path: str):
+    """Decoded JSON, or UserError naming the file (unreadable, not JSON, nested too deep)."""
+    try:
+        with open(json_path, "rb") as f:
+            return json.loads(f.read())
+    except OSError as e:
+        raise UserError(f"cannot read {json_path}: {e.strerror}") from e
+    except RecursionError:
+        raise UserError(f"{json_path} is not a transforms file: JSON nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, bad UTF-8, an integer of > 4300 digits
+        raise UserError(f"{json_path} is not valid JSON ({one_line(str(e), 100)})") from None
+
+
+def _number(v) -> float:
+    """A JSON number as a float; ValueError for anything else (bool, str, overflow)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond 1.8e308
+        raise ValueError from None
+
+
+def _frame_pose(frame, json_path: str, idx: int):
+    """(file_path, c2w) of one frame, checked: a 4x4 rigid transform with a finite camera
+    position and bottom row 0 0 0 1."""
+    entry = f"{json_path}: frame {idx}"
+    if not isinstance(frame, dict):
+        raise UserError(f"{entry} is not an object with file_path and transform_matrix")
+    file_path, m = frame.get("file_path"), frame.get("transform_matrix")
+    if not isinstance(file_path, str) or not file_path:
+        raise UserError(f"{entry} needs a file_path string")
+    try:
+        if not (isinstance(m, list) and len(m) == 4
+                and all(isinstance(r, list) and len(r) == 4 for r in m)):
+            raise ValueError
+        c2w = np.array([[_number(v) for v in row] for row in m], dtype=np.float64)
+    except ValueError:
+        raise UserError(f"{entry} ({elide(file_path)}) needs a transform_matrix of 4 rows "
+                        f"of 4 numbers") from None
+    problem = (None if np.allclose(c2w[3], [0, 0, 0, 1], rtol=0, atol=1e-6)
+               else "bottom row of transform_matrix is not 0 0 0 1")
+    problem = (problem or rotation_problem(c2w[:3, :3])
+               or position_problem(c2w[:3, 3], "camera position"))
+    if problem:
+        raise UserError(f"{entry} ({elide(file_path)}): {problem}")
+    return file_path, c2w
+
+
 def readCamerasFromTransforms(path, transformsfile, white_background, extension=".png",
                               is_test=False) -> List[CameraInfo]:
     json_path = os.path.join(path, transformsfile)
+    contents = _load_json(json_path)
+    if not isinstance(contents, dict) or "camera_angle_x" not in contents \
+            or "frames" not in contents:
+        raise UserError(f"{json_path} is not a transforms file: needs camera_angle_x and "
+                        f"frames")
+    frames = contents["frames"]
+    if not isinstance(frames, list):
+        raise UserError(f"{json_path}: frames must be a list, got {elide(frames, 40)}")
     try:
-        with open(json_path) as f:
-            contents = json.load(f)
-        fovx = float(contents["camera_angle_x"])
-        frames = contents["frames"]
-    except OSError as e:
-        raise UserError(f"cannot read {json_path}: {e.strerror}") from e
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{json_path} is not a valid transforms file ({e})") from e
+        fovx = _number(contents["camera_angle_x"])
+    except ValueError:
+        fovx = contents["camera_angle_x"]
+    problem = fov_problem(fovx, "camera_angle_x")
+    if problem:
+        raise UserError(f"{json_path}: {problem}")
     infos = []
     for idx, frame in enumerate(frames):
-        try:
-            file_path = str(frame["file_path"])
-            c2w = np.array(frame["transform_matrix"], dtype=np.float64)
-        except (KeyError, TypeError, ValueError):
-            c2w = None
-        if c2w is None or c2w.shape != (4, 4) or not np.all(np.isfinite(c2w)):
-            raise UserError(f"{json_path}: frame {idx} needs a file_path and a finite 4x4 "
-                            f"transform_matrix")
+        file_path, c2w = _frame_pose(frame, json_path, idx)
         if not os.path.splitext(file_path)[1]:
             file_path += extension
         image_path = os.path.normpath(os.path.join(path, file_path))
         # Blender/OpenGL camera axes (x right, y up, looking down -z) -> COLMAP (y down, z fwd)
         c2w[:3, 1:3] *= -1
         w2c = np.linalg.inv(c2w)
-        width, height, has_alpha = _image_header(image_path)
+        width, height, has_alpha = _image_header(image_path, json_path)
         fovy = focal2fov(fov2focal(fovx, width), height)
         infos.append(CameraInfo(
             uid=idx, R=w2c[:3, :3].T, T=w2c[:3, 3], FovX=fovx, FovY=fovy,

@@ -15,7 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from utils.errors import UserError
+from scene.input_checks import MAX_COORD, first_bad_row
+from utils.errors import UserError, elide
 from utils.io_utils import atomic_path
 
 _TYPES = {
@@ -26,6 +27,11 @@ _TYPES = {
 }
 _FORMATS = {"binary_little_endian": "<", "binary_big_endian": ">", "ascii": "ascii"}
 _MAX_HEADER = 1 << 20  # a real header is a few KB; bound how much we scan for end_header
+MAX_LOG_SCALE = 30.0  # exp(30) ~ 1e13 scene units: larger is corruption, and overflows float32 maths
+# PlayCanvas / SuperSplat "compressed PLY": quantised chunks, not the 3DGS vertex layout.
+_COMPRESSED_HINT = ("decompress it to a standard 3DGS PLY first, e.g. `splat-transform "
+                    "in.compressed.ply out.ply` (npm install -g @playcanvas/splat-transform) or "
+                    "SuperSplat's export to an uncompressed PLY")
 
 
 @dataclass
@@ -84,7 +90,27 @@ def _parse_header(path: str, f):
             raise UserError(f"{path}: unexpected PLY header line '{raw.strip()}'")
     if fmt is None:
         raise UserError(f"{path}: PLY header has no format line")
+    for e in elements:
+        if e.count and not e.props:
+            raise UserError(f"{path}: PLY element '{elide(e.name, 40)}' declares {e.count} rows "
+                            f"but no properties (corrupt header)")
     return fmt, elements, nl + 1
+
+
+def _min_row_bytes(e: _Element, fmt: str) -> int:
+    """Fewest bytes one row of `e` can take in the body (ASCII: a digit and a separator per
+    value), so a count can be checked against the file size before anything is allocated."""
+    if fmt == "ascii":
+        return 2 * len(e.props)
+    return sum(np.dtype(t[0] if isinstance(t, tuple) else t).itemsize for _, t in e.props)
+
+
+def _refuse_compressed(path: str, elements):
+    names = {e.name for e in elements}
+    packed = any(p[0].startswith("packed_") for e in elements for p in e.props)
+    if "chunk" in names or packed:
+        raise UserError(f"{path} is a PlayCanvas/SuperSplat compressed PLY ('chunk' element, "
+                        f"packed_* properties), which is not read here; {_COMPRESSED_HINT}")
 
 
 def _dtype(path, props, fmt):
@@ -101,8 +127,13 @@ def _read_vertices(path: str, allow_ascii: bool):
     try:
         with open(path, "rb") as f:
             fmt, elements, data_start = _parse_header(path, f)
+            _refuse_compressed(path, elements)
             f.seek(0, os.SEEK_END)
             size = f.tell()
+            need = data_start + sum(e.count * _min_row_bytes(e, fmt) for e in elements)
+            if size < need:
+                raise UserError(f"{path}: PLY file has {size} bytes but its header declares "
+                                f"rows needing at least {need}; truncated or corrupt file")
             idx = next((i for i, e in enumerate(elements) if e.name == "vertex"), None)
             if idx is None:
                 raise UserError(f"{path}: PLY file has no 'vertex' element")
@@ -181,6 +212,28 @@ def _numbered(names, prefix):
     return len(found), found == list(range(len(found)))
 
 
+def _refuse_rows(path: str, bad: np.ndarray, problem: str):
+    row, count = first_bad_row(bad)
+    if count:
+        raise UserError(f"{path}: vertex {row} {problem} ({count} of {len(bad)} vertices); "
+                        "corrupt or not a trained splat file")
+
+
+def _check_finite(path: str, arr, names):
+    """Every float property finite and within float32 (what it is converted to)."""
+    f32_max = float(np.finfo(np.float32).max)
+    for name in names:
+        if np.issubdtype(arr.dtype[name], np.floating):
+            with np.errstate(invalid="ignore"):
+                ok = np.abs(arr[name]) <= f32_max  # False for NaN
+            _refuse_rows(path, ~ok, f"has a non-finite (or beyond float32) '{elide(name, 40)}'")
+
+
+def _check_positions(path: str, xyz: np.ndarray):
+    _refuse_rows(path, np.any(np.abs(xyz) > MAX_COORD, axis=1),
+                 f"has a position beyond +-{MAX_COORD:g}")
+
+
 def read_gaussian_ply(path: str) -> dict:
     """Read a 3DGS splat PLY. Returns numpy float32 arrays: xyz (N,3), features_dc (N,1,3),
     features_rest (N,K-1,3), opacity (N,1), scaling (N,3) log-scale, rotation (N,4) wxyz,
@@ -200,7 +253,7 @@ def read_gaussian_ply(path: str) -> dict:
         if got != want or not contiguous:
             raise UserError(f"{path}: expected {prefix}0..{want - 1} properties, found {got}")
     rest = _stack(arr, path, [f"f_rest_{i}" for i in range(n_rest)])
-    return {
+    out = {
         "xyz": _stack(arr, path, ["x", "y", "z"]),
         "features_dc": _stack(arr, path, ["f_dc_0", "f_dc_1", "f_dc_2"]).reshape(n, 1, 3),
         # channel-major on disk: (N, 3, K-1) -> (N, K-1, 3)
@@ -210,6 +263,14 @@ def read_gaussian_ply(path: str) -> dict:
         "rotation": _stack(arr, path, ["rot_0", "rot_1", "rot_2", "rot_3"]),
         "sh_degree": degree,
     }
+    # Values, once every property is known to be there: nothing below may reach the maths.
+    _check_finite(path, arr, names)
+    _check_positions(path, out["xyz"])
+    _refuse_rows(path, np.abs(out["rotation"]).max(axis=1, initial=0.0) < 1e-12,
+                 "has a zero rotation quaternion (rot_0..rot_3)")
+    _refuse_rows(path, np.any(out["scaling"] > MAX_LOG_SCALE, axis=1),
+                 f"has a log-scale above {MAX_LOG_SCALE:g}")
+    return out
 
 
 def read_point_cloud(path: str) -> PointCloud:
@@ -218,7 +279,9 @@ def read_point_cloud(path: str) -> PointCloud:
     Missing colours default to mid grey."""
     arr = _read_vertices(path, allow_ascii=True)
     names = arr.dtype.names
+    _check_finite(path, arr, [n for n in ("x", "y", "z", "red", "green", "blue") if n in names])
     points = _stack(arr, path, ["x", "y", "z"])
+    _check_positions(path, points)
     if all(c in names for c in ("red", "green", "blue")):
         kind = arr.dtype["red"]
         colors = _stack(arr, path, ["red", "green", "blue"])

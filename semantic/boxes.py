@@ -18,10 +18,16 @@ Box = Tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the view,
 RELATIVE_RANGE = 1000.0
 MIN_BOX_PIXELS = 2.0     # a box thinner than this (in view pixels) is degenerate
 
-# One "key": [a, b, c, d] pair, whatever the key is called (bbox_2d, bbox, box, ...).
-_BOX_LIST = re.compile(r'"?(bbox_2d|bbox|box|box_2d)"?\s*:\s*\[\s*([-+0-9.eE\s,]+?)\s*\]')
-_LABEL = re.compile(r'"label"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)(?:```|$)", re.S)
+# Answers are parsed in time linear in their length (a model can emit anything, e.g. a
+# '"bbox_2d": [' followed by thousands of spaces): patterns below have bounded repeats, the
+# number list of a box is found with str.find, and answers are cut at MAX_ANSWER_CHARS.
+MAX_ANSWER_CHARS = 65536   # far above any real answer (max_new_tokens is a few hundred)
+MAX_JSON_DEPTH = 32        # real answers nest 2 levels (a list of objects)
+_BOX_KEY = re.compile(r'"?(?:bbox_2d|bbox|box|box_2d)"?[ \t\r\n]{0,16}:[ \t\r\n]{0,16}\[')
+_BOX_BODY_CHARS = 200      # the numbers of one box, "[" to "]"
+_NUMBER_CHARS = frozenset("-+0123456789.eE \t\r\n,")
+_LABEL = re.compile(r'"label"[ \t\r\n]{0,16}:[ \t\r\n]{0,16}"((?:[^"\\]|\\.){0,200})"')
+_FENCE = re.compile(r"```(?:json|JSON)?")
 
 
 @dataclass
@@ -34,8 +40,12 @@ class ParsedBoxes:
 
 
 def _strip_fences(text: str) -> str:
+    """The inside of the first ``` fence (to the closing one or the end), else the text."""
     m = _FENCE.search(text)
-    return m.group(1) if m else text
+    if not m:
+        return text
+    end = text.find("```", m.end())
+    return text[m.end():end if end >= 0 else len(text)].strip()
 
 
 def _numbers(s: str) -> Optional[List[float]]:
@@ -46,24 +56,63 @@ def _numbers(s: str) -> Optional[List[float]]:
     return vals if len(vals) == 4 and all(np.isfinite(vals)) else None
 
 
+def _as_box(v) -> Optional[Box]:
+    """Four finite JSON numbers as floats (an int of 300+ digits overflows: None)."""
+    if not (isinstance(v, (list, tuple)) and len(v) == 4):
+        return None
+    out = []
+    for x in v:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            return None
+        try:
+            x = float(x)
+        except OverflowError:
+            return None
+        if not np.isfinite(x):
+            return None
+        out.append(x)
+    return tuple(out)
+
+
 def _from_json(obj, boxes, labels):
-    """Walk decoded JSON: a dict with a box key, or lists of them (nested lists too)."""
-    if isinstance(obj, dict):
-        for key in ("bbox_2d", "bbox", "box", "box_2d"):
-            v = obj.get(key)
-            if isinstance(v, (list, tuple)) and len(v) == 4 and all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-                boxes.append(tuple(float(x) for x in v))
-                labels.append(str(obj.get("label", "")))
-                return
-    elif isinstance(obj, list):
-        if len(obj) == 4 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                 for x in obj):
-            boxes.append(tuple(float(x) for x in obj))  # a bare [x1, y1, x2, y2]
-            labels.append("")
-            return
-        for item in obj:
-            _from_json(item, boxes, labels)
+    """Walk decoded JSON in document order: dicts with a box key, bare [x1, y1, x2, y2]
+    lists, and lists of them (nested too, up to MAX_JSON_DEPTH; no recursion)."""
+    stack = [(obj, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if isinstance(obj, dict):
+            for key in ("bbox_2d", "bbox", "box", "box_2d"):
+                box = _as_box(obj.get(key))
+                if box is not None:
+                    boxes.append(box)
+                    labels.append(str(obj.get("label", ""))[:200])
+                    break
+        elif isinstance(obj, list):
+            box = _as_box(obj)
+            if box is not None:
+                boxes.append(box)
+                labels.append("")
+            elif depth < MAX_JSON_DEPTH:
+                stack.extend((item, depth + 1) for item in reversed(obj))
+
+
+def _from_text(body: str, boxes, labels):
+    """Every complete `"key": [a, b, c, d]` entry in text that is not valid JSON as a whole
+    (prose around it, cut off by the token limit), with the label nearest after it."""
+    for m in _BOX_KEY.finditer(body):
+        end = body.find("]", m.end(), m.end() + _BOX_BODY_CHARS)
+        inner = body[m.end():end] if end >= 0 else ""
+        if not inner or not _NUMBER_CHARS.issuperset(inner):
+            continue
+        vals = _numbers(inner)
+        if vals is None:
+            continue
+        boxes.append(tuple(vals))
+        lab = _LABEL.search(body, end, min(len(body), end + 200))
+        if lab is None:  # label written before the box
+            before = list(_LABEL.finditer(body, max(0, m.start() - 200), m.start()))
+            lab = before[-1] if before else None
+        labels.append(lab.group(1) if lab else "")
 
 
 def parse_boxes(text: Optional[str], coords: str = "auto") -> ParsedBoxes:
@@ -74,26 +123,18 @@ def parse_boxes(text: Optional[str], coords: str = "auto") -> ParsedBoxes:
     text = (text or "").strip()
     if not text:
         return ParsedBoxes(status="empty")
-    body = _strip_fences(text)
+    # An over-long answer is cut like one that hit the token limit: complete boxes survive.
+    body = _strip_fences(text[:MAX_ANSWER_CHARS])
     boxes: List[Box] = []
     labels: List[str] = []
-    status = "ok"
+    status = "ok" if len(text) <= MAX_ANSWER_CHARS else "partial"
     try:
-        _from_json(json.loads(body), boxes, labels)
-    except ValueError:
-        # Not valid JSON as a whole (prose around it, cut off by the token limit):
-        # take every complete box entry the text holds, with the label nearest after it.
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON as a whole, nested too deep, 4300+ digits
         status = "partial"
-        for m in _BOX_LIST.finditer(body):
-            vals = _numbers(m.group(2))
-            if vals is None:
-                continue
-            boxes.append(tuple(vals))
-            lab = _LABEL.search(body, m.end(), min(len(body), m.end() + 200))
-            if lab is None:  # label written before the box
-                before = list(_LABEL.finditer(body, max(0, m.start() - 200), m.start()))
-                lab = before[-1] if before else None
-            labels.append(lab.group(1) if lab else "")
+        _from_text(body, boxes, labels)
+    else:
+        _from_json(decoded, boxes, labels)
     if not boxes:
         return ParsedBoxes(status="unparseable")
     mode = coords

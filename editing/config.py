@@ -5,19 +5,21 @@ Precedence, lowest first: built-in defaults < the saved `<output>/config.yaml` (
 config is what the run saves, so `config.yaml` always says what a run did.
 """
 import argparse
+import math
 import os
 from argparse import SUPPRESS, ArgumentParser
 from typing import Optional
 
-import yaml
-
-from utils.errors import UserError
+from utils.bounded_yaml import load_yaml_file
+from utils.errors import UserError, elide
 
 MODES = ("restyle", "replace", "remove")
 PRESERVE_TO = ("pre_edit", "photo")
 # Run-control flags: they say how to run this invocation, not what the edit is, so they are
 # never taken from a saved config.
 RUN_CONTROL = ("config", "resume", "from_round")
+INT_RANGE = (-(1 << 31), (1 << 31) - 1)  # any integer flag
+SEED_RANGE = (0, (1 << 31) - 1)  # round seeds add 1000 per round and must stay below 2**32
 
 
 def build_parser() -> ArgumentParser:
@@ -156,31 +158,48 @@ def _actions(parser: ArgumentParser) -> dict:
 
 
 def _coerce(action, key: str, value, source: str):
-    """A YAML value -> the type the flag would have produced."""
+    """A YAML value -> the type the flag would have produced; anything else is refused
+    naming the key (null for a flag that needs a value, bools as numbers, 2.5 as an int,
+    lists or mappings as scalars)."""
+    def bad(why="has an invalid value"):
+        return UserError(f"{source}: '{key}' {why} {elide(value)}")
+
     if value is None:
-        return None
+        if action.default is None:
+            return None
+        raise UserError(f"{source}: '{key}' is null; give a value or leave the key out")
+    if isinstance(action, argparse._StoreTrueAction):
+        if not isinstance(value, bool):
+            raise bad("must be true or false, got")
+        return value
+    if isinstance(action, argparse._AppendAction):
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, (str, int, float)) for v in values):
+            raise bad("must be a string or a list of strings, got")
+        return [str(v) for v in values]
+    if isinstance(value, (list, dict)):
+        raise bad("must be a single value, got")
+    if isinstance(value, bool):
+        raise bad("must be a value, not true/false:")
     try:
-        if isinstance(action, argparse._StoreTrueAction):
-            if not isinstance(value, bool):
-                raise ValueError
-            return value
-        if isinstance(action, argparse._AppendAction):
-            values = value if isinstance(value, list) else [value]
-            return [str(v) for v in values]
+        if action.type is int:
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError
+                value = int(value)
+            return int(value)
+        if action.type is float:
+            return float(value)
         return action.type(value) if action.type is not None else str(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{source}: '{key}' has an invalid value {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise bad() from None
 
 
 def read_yaml_config(path: str, parser: ArgumentParser, source: Optional[str] = None) -> dict:
     source = source or f"--config {path}"
     if not os.path.isfile(path):
         raise UserError(f"{source}: no such file")
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise UserError(f"{source}: not valid YAML ({type(e).__name__})") from None
+    data = load_yaml_file(path, source)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -190,9 +209,27 @@ def read_yaml_config(path: str, parser: ArgumentParser, source: Optional[str] = 
     for key, value in data.items():
         key = str(key).lstrip("-")
         if key not in actions:
-            raise UserError(f"{source}: unknown key '{key}'")
+            raise UserError(f"{source}: unknown key {elide(key)}")
         out[key] = _coerce(actions[key], key, value, source)
     return out
+
+
+def check_numbers(cfg):
+    """Every numeric flag, from the command line or a config: a number (not null), finite,
+    integers within INT_RANGE (the seed within SEED_RANGE)."""
+    for dest, action in _actions(build_parser()).items():
+        if action.type not in (int, float):
+            continue
+        value = getattr(cfg, dest, None)
+        if value is None:
+            if action.default is not None:
+                raise UserError(f"--{dest} needs a value")
+            continue
+        if action.type is float and not math.isfinite(value):
+            raise UserError(f"--{dest} must be a finite number, got {elide(value)}")
+        lo, hi = SEED_RANGE if dest == "seed" else INT_RANGE
+        if action.type is int and not lo <= value <= hi:
+            raise UserError(f"--{dest} must be an integer in {lo}..{hi}, got {elide(value)}")
 
 
 def default_output(model_path: str) -> str:
@@ -252,6 +289,7 @@ def parse_editor(spec: str):
 
 def check_config(cfg):
     """Reject bad values with one line naming the flag."""
+    check_numbers(cfg)
     if not (cfg.instruction or "").strip():
         raise UserError("--instruction is empty: say what the edit should do")
     if cfg.mode not in MODES:

@@ -282,9 +282,10 @@ def parse_editor(spec: str):
         except ValueError:
             rgb = ()
         if len(rgb) != 3 or any(v < 0 for v in rgb):
-            raise UserError(f"--editor {spec}: recolor needs three non-negative numbers R,G,B")
+            raise UserError(f"--editor {elide(spec)}: recolor needs three non-negative "
+                            "numbers R,G,B")
         return "recolor", rgb
-    raise UserError(f"--editor must be pix2pix or recolor:R,G,B, got {spec!r}")
+    raise UserError(f"--editor must be pix2pix or recolor:R,G,B, got {elide(spec)}")
 
 
 def check_config(cfg):
@@ -293,9 +294,9 @@ def check_config(cfg):
     if not (cfg.instruction or "").strip():
         raise UserError("--instruction is empty: say what the edit should do")
     if cfg.mode not in MODES:
-        raise UserError(f"--mode must be one of {', '.join(MODES)}, got {cfg.mode!r}")
+        raise UserError(f"--mode must be one of {', '.join(MODES)}, got {elide(cfg.mode)}")
     if cfg.preserve_to not in PRESERVE_TO:
-        raise UserError(f"--preserve_to must be pre_edit or photo, got {cfg.preserve_to!r}")
+        raise UserError(f"--preserve_to must be pre_edit or photo, got {elide(cfg.preserve_to)}")
     parse_editor(cfg.editor)
     for flag in ("rounds", "round_iters", "diffusion_steps", "roi_views"):
         if getattr(cfg, flag) < 1:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from utils.errors import UserError
+from utils.errors import UserError, elide
 
 MIN_FOOTPRINT = 1e-3   # summed visible footprint below which a Gaussian has no vote
 
@@ -43,7 +43,7 @@ def view_index(key: str, cameras: Sequence, flag: str, text: str) -> int:
     if key.isdigit():
         idx = int(key)
         if idx >= len(cameras):
-            raise UserError(f"{flag} {text}: view {idx} does not exist (the scene has "
+            raise UserError(f"{flag} {elide(text)}: view {idx} does not exist (the scene has "
                             f"{len(cameras)} training views, 0..{len(cameras) - 1})")
         return idx
     for i, cam in enumerate(cameras):
@@ -51,17 +51,17 @@ def view_index(key: str, cameras: Sequence, flag: str, text: str) -> int:
         if key in (name, os.path.splitext(name)[0], os.path.basename(name),
                    os.path.splitext(os.path.basename(name))[0]):
             return i
-    raise UserError(f"{flag} {text}: no training view named {key!r}")
+    raise UserError(f"{flag} {elide(text)}: no training view named {elide(key)}")
 
 
 def _numbers(text: str, flag: str) -> (str, List[float]):
     if ":" not in text:
-        raise UserError(f"{flag} {text}: expected VIEW:numbers, e.g. 3:10,20,60,80")
+        raise UserError(f"{flag} {elide(text)}: expected VIEW:numbers, e.g. 3:10,20,60,80")
     key, nums = text.rsplit(":", 1)
     try:
         values = [float(v) for v in nums.split(",") if v.strip() != ""]
     except ValueError:
-        raise UserError(f"{flag} {text}: coordinates must be numbers") from None
+        raise UserError(f"{flag} {elide(text)}: coordinates must be numbers") from None
     return key, values
 
 
@@ -78,23 +78,24 @@ def parse_annotations(cfg, cameras: Sequence) -> List[Annotation]:
             W, H = cam.image_width, cam.image_height
             if kind == "box":
                 if len(nums) != 4:
-                    raise UserError(f"{flag} {text}: a box is x1,y1,x2,y2")
+                    raise UserError(f"{flag} {elide(text)}: a box is x1,y1,x2,y2")
                 x1, y1, x2, y2 = nums
                 if x2 <= x1 or y2 <= y1:
-                    raise UserError(f"{flag} {text}: empty box (need x1 < x2 and y1 < y2)")
+                    raise UserError(f"{flag} {elide(text)}: empty box (need x1 < x2 and y1 < y2)")
                 if x2 <= 0 or y2 <= 0 or x1 >= W or y1 >= H:
-                    raise UserError(f"{flag} {text}: the box lies outside the {W}x{H} image "
+                    raise UserError(f"{flag} {elide(text)}: the box lies outside the {W}x{H} image "
                                     f"of view {idx}")
             elif kind == "polygon":
                 if len(nums) < 6 or len(nums) % 2:
-                    raise UserError(f"{flag} {text}: a polygon is 3 or more x,y vertices")
+                    raise UserError(f"{flag} {elide(text)}: a polygon is 3 or more x,y vertices")
             else:
                 if len(nums) < 2 or len(nums) % 2:
-                    raise UserError(f"{flag} {text}: points are x,y pairs")
+                    raise UserError(f"{flag} {elide(text)}: points are x,y pairs")
             if kind != "box":
                 xs, ys = nums[0::2], nums[1::2]
                 if max(xs) < 0 or max(ys) < 0 or min(xs) >= W or min(ys) >= H:
-                    raise UserError(f"{flag} {text}: lies outside the {W}x{H} image of view {idx}")
+                    raise UserError(f"{flag} {elide(text)}: lies outside the {W}x{H} image "
+                                    f"of view {idx}")
             out.append(Annotation(idx, kind, nums, text))
     return out
 
@@ -164,7 +165,7 @@ def ground_annotations(cfg, cameras: Sequence, device) -> (List[Annotation], dic
         for b in boxes:
             anns.append(Annotation(i, "grounded", list(b), f"{i}:{','.join(f'{v:g}' for v in b)}"))
     if not anns:
-        raise UserError(f"--roi_prompt {cfg.roi_prompt!r}: the VLM found no box in any of the "
+        raise UserError(f"--roi_prompt {elide(cfg.roi_prompt)}: the VLM found no box in any of the "
                         f"{len(idx)} views it looked at; give --roi_box instead")
     return anns, record
 

@@ -27,11 +27,10 @@ _TYPES = {
 }
 _FORMATS = {"binary_little_endian": "<", "binary_big_endian": ">", "ascii": "ascii"}
 _MAX_HEADER = 1 << 20  # a real header is a few KB; bound how much we scan for end_header
-MAX_LOG_SCALE = 30.0  # exp(30) ~ 1e13 scene units: larger is corruption, and overflows float32 maths
+MAX_LOG_SCALE = 30.0  # exp(30) ~ 1e13 scene units: larger is corruption (float32 maths overflow)
 # PlayCanvas / SuperSplat "compressed PLY": quantised chunks, not the 3DGS vertex layout.
-_COMPRESSED_HINT = ("decompress it to a standard 3DGS PLY first, e.g. `splat-transform "
-                    "in.compressed.ply out.ply` (npm install -g @playcanvas/splat-transform) or "
-                    "SuperSplat's export to an uncompressed PLY")
+_COMPRESSED_HINT = ("decompress it first: `splat-transform in.compressed.ply out.ply` "
+                    "(npm i -g @playcanvas/splat-transform) or SuperSplat's PLY export")
 
 
 @dataclass
@@ -109,8 +108,8 @@ def _refuse_compressed(path: str, elements):
     names = {e.name for e in elements}
     packed = any(p[0].startswith("packed_") for e in elements for p in e.props)
     if "chunk" in names or packed:
-        raise UserError(f"{path} is a PlayCanvas/SuperSplat compressed PLY ('chunk' element, "
-                        f"packed_* properties), which is not read here; {_COMPRESSED_HINT}")
+        raise UserError(f"{path} is a PlayCanvas compressed PLY (chunk/packed_* data), not a "
+                        f"3DGS PLY; {_COMPRESSED_HINT}")
 
 
 def _dtype(path, props, fmt):

@@ -48,17 +48,19 @@ def load_yaml_file(path: str, source: str):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{source}: not UTF-8 text (byte {e.start})") from None
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # already reads: refuses control characters
         return loader.get_single_data()
     except _Refused as e:
         raise UserError(f"{source}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
+        problem = getattr(e, "problem", None) or getattr(e, "reason", None) or type(e).__name__
         raise UserError(f"{source}: not valid YAML{where} ({one_line(problem, 80)})") from None
     except (ValueError, OverflowError, RecursionError) as e:  # e.g. 4300+ digit int, bad date
         raise UserError(f"{source}: a value cannot be read ({one_line(str(e), 80)})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

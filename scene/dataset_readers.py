@@ -77,14 +77,15 @@ def _image_header(path: str, listed_in: str):
             has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
             width, height = im.size
     except FileNotFoundError as e:
-        raise UserError(f"image {elide(path, 120)} listed in {elide(listed_in, 120)} does not "
+        raise UserError(f"image {elide(path, 100)} listed in {elide(listed_in, 100)} does not "
                         f"exist") from e
     except Exception as e:  # PIL raises many types for bad files (empty, garbled, too big)
-        raise UserError(f"cannot read image {elide(path, 120)} listed in "
-                        f"{elide(listed_in, 120)}: {one_line(str(e), 80)}") from e
+        why = e.strerror if isinstance(e, OSError) and e.strerror else one_line(str(e), 60)
+        raise UserError(f"cannot read image {elide(path, 100)} listed in "
+                        f"{elide(listed_in, 100)}: {why}") from e
     problem = size_problem(width, height)
     if problem:
-        raise UserError(f"image {elide(path, 120)} listed in {elide(listed_in, 120)}: {problem}")
+        raise UserError(f"image {elide(path, 100)} listed in {elide(listed_in, 100)}: {problem}")
     return width, height, has_alpha
 
 

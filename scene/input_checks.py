@@ -32,8 +32,16 @@ def size_problem(width, height) -> Optional[str]:
 
 
 def _finite(*vals) -> bool:
-    return all(isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v)
-               for v in vals)
+    """Every value a real finite number (bools, strings, None and ints beyond 1.8e308 are not)."""
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+            return False
+        try:
+            if not math.isfinite(v):
+                return False
+        except OverflowError:
+            return False
+    return True
 
 
 def intrinsics_problem(fx, fy, cx, cy, width, height) -> Optional[str]:

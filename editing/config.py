@@ -187,12 +187,17 @@ def _coerce(action, key: str, value, source: str):
                 if not value.is_integer():
                     raise ValueError
                 value = int(value)
-            return int(value)
-        if action.type is float:
-            return float(value)
-        return action.type(value) if action.type is not None else str(value)
+            out = int(value)
+        elif action.type is float:
+            out = float(value)
+        else:
+            return action.type(value) if action.type is not None else str(value)
     except (TypeError, ValueError, OverflowError):
         raise bad() from None
+    problem = _number_problem(key, action, out)
+    if problem:
+        raise UserError(f"{source}: '{key}' {problem}")
+    return out
 
 
 def read_yaml_config(path: str, parser: ArgumentParser, source: Optional[str] = None) -> dict:
@@ -214,9 +219,19 @@ def read_yaml_config(path: str, parser: ArgumentParser, source: Optional[str] = 
     return out
 
 
+def _number_problem(dest: str, action, value) -> Optional[str]:
+    """Floats finite, integers within INT_RANGE (the seed within SEED_RANGE)."""
+    if action.type is float and not math.isfinite(value):
+        return f"must be a finite number, got {elide(value)}"
+    lo, hi = SEED_RANGE if dest == "seed" else INT_RANGE
+    if action.type is int and not lo <= value <= hi:
+        return f"must be an integer in {lo}..{hi}, got {elide(value)}"
+    return None
+
+
 def check_numbers(cfg):
-    """Every numeric flag, from the command line or a config: a number (not null), finite,
-    integers within INT_RANGE (the seed within SEED_RANGE)."""
+    """Every numeric flag, however it was given: a number (not null) that _number_problem
+    accepts. (Config values were already checked naming their file.)"""
     for dest, action in _actions(build_parser()).items():
         if action.type not in (int, float):
             continue
@@ -225,11 +240,9 @@ def check_numbers(cfg):
             if action.default is not None:
                 raise UserError(f"--{dest} needs a value")
             continue
-        if action.type is float and not math.isfinite(value):
-            raise UserError(f"--{dest} must be a finite number, got {elide(value)}")
-        lo, hi = SEED_RANGE if dest == "seed" else INT_RANGE
-        if action.type is int and not lo <= value <= hi:
-            raise UserError(f"--{dest} must be an integer in {lo}..{hi}, got {elide(value)}")
+        problem = _number_problem(dest, action, value)
+        if problem:
+            raise UserError(f"--{dest} {problem}")
 
 
 def default_output(model_path: str) -> str:

@@ -91,7 +91,7 @@ def _parse_header(path: str, f):
         raise UserError(f"{path}: PLY header has no format line")
     for e in elements:
         if e.count and not e.props:
-            raise UserError(f"{path}: PLY element '{elide(e.name, 40)}' declares {e.count} rows "
+            raise UserError(f"{path}: PLY element {elide(e.name, 40)} declares {e.count} rows "
                             f"but no properties (corrupt header)")
     return fmt, elements, nl + 1
 
@@ -108,8 +108,7 @@ def _refuse_compressed(path: str, elements):
     names = {e.name for e in elements}
     packed = any(p[0].startswith("packed_") for e in elements for p in e.props)
     if "chunk" in names or packed:
-        raise UserError(f"{path} is a PlayCanvas compressed PLY (chunk/packed_* data), not a "
-                        f"3DGS PLY; {_COMPRESSED_HINT}")
+        raise UserError(f"{path} is a PlayCanvas compressed PLY; {_COMPRESSED_HINT}")
 
 
 def _dtype(path, props, fmt):
@@ -225,7 +224,7 @@ def _check_finite(path: str, arr, names):
         if np.issubdtype(arr.dtype[name], np.floating):
             with np.errstate(invalid="ignore"):
                 ok = np.abs(arr[name]) <= f32_max  # False for NaN
-            _refuse_rows(path, ~ok, f"has a non-finite (or beyond float32) '{elide(name, 40)}'")
+            _refuse_rows(path, ~ok, f"has a non-finite (or beyond float32) {elide(name, 40)}")
 
 
 def _check_positions(path: str, xyz: np.ndarray):

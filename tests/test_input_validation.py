@@ -226,9 +226,9 @@ def test_vlm_overlong_answer_keeps_its_complete_boxes():
     ("rounds: null\n", ["'rounds'", "null"]),
     ("round_iters: ~\n", ["'round_iters'", "null"]),
     ("seed: .inf\n", ["'seed'"]),
-    (f"seed: {2 ** 70}\n", ["--seed"]),
-    ("guidance_scale: .nan\n", ["--guidance_scale", "finite"]),
-    ("roi_softness: .nan\n", ["--roi_softness", "finite"]),
+    (f"seed: {2 ** 70}\n", ["'seed'", "0..2147483647"]),
+    ("guidance_scale: .nan\n", ["'guidance_scale'", "finite"]),
+    ("roi_softness: .nan\n", ["'roi_softness'", "finite"]),
     ("rounds: 2.5\n", ["'rounds'"]),
     ("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n", ["anchor"]),
     ("rounds: " + "[" * 100_000 + "\n", ["nested deeper"]),
@@ -238,7 +238,14 @@ def test_edit_yaml_refused(tmp_path, yaml_text, needles):
     path = tmp_path / "edit.yaml"
     path.write_text(yaml_text)
     _refused(lambda: resolve_config(["-m", str(tmp_path / "m"), "--instruction", "x",
-                                     "--config", str(path)]), *needles)
+                                     "--config", str(path)]), "edit.yaml", *needles)
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--guidance_scale", "nan"], "--guidance_scale"), (["--seed", str(2 ** 70)], "--seed"),
+    (["--roi_softness", "inf"], "--roi_softness"), (["--seed", "-1"], "--seed")])
+def test_edit_numeric_flags_refused(flags, needle):
+    _refused(lambda: resolve_config(["-m", "m", "--instruction", "x"] + flags), needle)
 
 
 def test_edit_yaml_not_utf8(tmp_path):

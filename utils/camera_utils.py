@@ -6,7 +6,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from scene.cameras import Camera
-from utils.errors import UserError
+from utils.errors import UserError, elide, one_line
 from utils.graphics_utils import focal2fov, fov2focal
 
 WARNED = False  # the "-r -1 downscales to 1600 px" line is printed once per process
@@ -53,9 +53,9 @@ def load_image(path, size=None, white_background=False):
     except UserError:
         raise
     except FileNotFoundError as e:
-        raise UserError(f"image {path} does not exist") from e
+        raise UserError(f"image {elide(path, 120)} does not exist") from e
     except Exception as e:  # PIL raises many types for corrupt/unsupported files
-        raise UserError(f"cannot read image {path}: {e}") from e
+        raise UserError(f"cannot read image {elide(path, 120)}: {one_line(str(e), 100)}") from e
     if has_alpha:
         im = im.convert("RGBa")  # premultiplied
     if size is not None and tuple(size) != im.size:

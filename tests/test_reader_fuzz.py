@@ -30,3 +30,20 @@ def test_every_reader_loads_or_gives_one_clean_line(tmp_path):
         # finiteness checks) and inputs refused with a clean line
         assert t["loads"] > 0 and t["clean_errors"] > 0, (name, t)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_guards_catch_a_hang_and_a_big_allocation():
+    """The harness's own guards are live: a call that sleeps past the hang limit and one that
+    allocates 2 GB under the address-space cap both count as "other"."""
+    code = ("import numpy as np, time\n"
+            "from tests import fuzz_readers as fr\n"
+            "fr.HANG_S = 0.5\n"
+            "fr.limit_memory()\n"
+            "print(fr.outcome(lambda: time.sleep(5), [])[0])\n"
+            "print(fr.outcome(lambda: np.ones(2 ** 31, np.uint8).sum() and None, [])[1])\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    hang, memory = proc.stdout.split("\n")[:2]
+    assert hang == "other"
+    assert memory.startswith("MemoryError"), memory

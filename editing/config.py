@@ -11,8 +11,8 @@ from typing import Optional
 
 import yaml
 
-from arguments.ranges import (CliParser, Float, Int, fraction, iteration, non_negative,
-                              seed)
+from arguments.ranges import (ITERATIONS_MAX, CliParser, Float, Int, fraction, iteration,
+                              non_negative, seed)
 from utils.errors import UserError
 
 MODES = ("restyle", "replace", "remove")
@@ -33,7 +33,7 @@ def build_parser() -> ArgumentParser:
                    help="scene folder (default: the one in the model's cfg_args)")
     a.add_argument("-i", "--images", default=None,
                    help="image folder inside the scene (default: the model's)")
-    a.add_argument("--iteration", type=Int(0, sentinels=(-1,)), default=-1,
+    a.add_argument("--iteration", type=Int(0, ITERATIONS_MAX, sentinels=(-1,)), default=-1,
                    help="trained iteration to start from (-1 = the latest saved)")
     a.add_argument("--output", default=None, help="output folder (default: <model>_edit)")
     a.add_argument("--config", default=None, help="YAML file with any of these flags")

@@ -1,9 +1,9 @@
 """SIGKILL in the middle of a save, then resume: no temporary file is left, training_log.csv
 is strictly increasing, and the final PLY is byte-identical to an uninterrupted run.
 
-The kill lands inside the write: a wrapper (KILL_HOOK) makes `os.replace` of the chosen file
-cut the temporary file to half its size, announce itself and sleep, as a disk write does when
-the process dies in the middle; the test then sends SIGKILL.
+The kill lands inside the write: tests/kill_hook.py makes `os.replace` of the chosen file cut
+the temporary file to half its size, announce itself and sleep, as a disk write does when the
+process dies in the middle; the test then sends SIGKILL. (edit.py's case is in test_edit_e2e.)
 """
 import csv
 import filecmp
@@ -25,23 +25,7 @@ FLAGS = ["--iterations", str(ITERS), "--checkpoint_iterations", "10", "20",
          "--densification_interval", "5", "--densify_until_iter", "25",
          "--opacity_reset_interval", "15", "--quiet", "--no_tensorboard"]
 
-KILL_HOOK = r"""
-import os, sys, time
-target, marker = sys.argv[1], sys.argv[2]
-real_replace = os.replace
-def replace(src, dst, *a, **k):
-    if str(dst).endswith(target):
-        size = os.path.getsize(src)
-        with open(src, "r+b") as f:   # the half a dying write got to disk
-            f.truncate(size // 2)
-        open(marker, "w").close()
-        time.sleep(600)
-    return real_replace(src, dst, *a, **k)
-os.replace = replace
-sys.path.insert(0, os.getcwd())
-import train
-train.main(sys.argv[3:])
-"""
+HOOK = os.path.join(REPO, "tests", "kill_hook.py")
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +46,10 @@ def _final_ply(model):
     return os.path.join(model, "point_cloud", f"iteration_{ITERS}", "point_cloud.ply")
 
 
-def _kill_during_save(scene, model, target, tmp_path):
-    marker = str(tmp_path / "writing")
+def kill_during_save(cli, target, marker, argv):
+    """Run `cli` under tests/kill_hook.py; SIGKILL it while `target` is half written."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.Popen([sys.executable, "-c", KILL_HOOK, target, marker, "-s", scene,
-                          "-m", model, *FLAGS], cwd=REPO, env=env,
+    p = subprocess.Popen([sys.executable, HOOK, target, marker, cli, *argv], cwd=REPO, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while not os.path.exists(marker):
@@ -89,7 +72,8 @@ def _temps(model):
 def test_sigkill_during_a_save_then_resume(scene, reference, tmp_path, target):
     import train
     model = str(tmp_path / "model")
-    _kill_during_save(scene, model, target, tmp_path)
+    kill_during_save("train", target, str(tmp_path / "writing"),
+                     ["-s", scene, "-m", model, *FLAGS])
     left = _temps(model)
     assert left and all(t.endswith(os.path.basename(target)) for t in left), left
     ckpt = os.path.join(model, "chkpnt10.pth")

@@ -4,7 +4,8 @@ import sys
 from argparse import Namespace
 
 from arguments import (CliParser, DensificationParams, ModelParams, OptimizationParams,
-                       PipelineParams, SemanticParams, check_args, iteration)
+                       PipelineParams, SemanticParams, check_args)
+from arguments.ranges import iteration_list_entry
 from utils.errors import user_errors_exit
 from utils.io_utils import atomic_write_text, ensure_writable_dir
 
@@ -13,9 +14,12 @@ def build_parser():
     parser = CliParser(description="Train 3D Gaussian Splatting")
     groups = (ModelParams(parser), OptimizationParams(parser), PipelineParams(parser),
               DensificationParams(parser), SemanticParams(parser))
-    parser.add_argument("--test_iterations", nargs="+", type=iteration(), default=[7_000, 30_000])
-    parser.add_argument("--save_iterations", nargs="+", type=iteration(), default=[7_000, 30_000])
-    parser.add_argument("--checkpoint_iterations", nargs="+", type=iteration(), default=[])
+    parser.add_argument("--test_iterations", nargs="+", type=iteration_list_entry(),
+                        default=[7_000, 30_000])
+    parser.add_argument("--save_iterations", nargs="+", type=iteration_list_entry(),
+                        default=[7_000, 30_000])
+    parser.add_argument("--checkpoint_iterations", nargs="+", type=iteration_list_entry(),
+                        default=[])
     parser.add_argument("--start_checkpoint", type=str, default=None)
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--no_tensorboard", action="store_true",

@@ -122,6 +122,11 @@ def iteration():
     return Int(0, ITERATIONS_MAX)
 
 
+def iteration_list_entry():
+    # -1 is the reference's "never" (full_eval.py passes --test_iterations -1)
+    return Int(0, ITERATIONS_MAX, sentinels=(-1,))
+
+
 def seed():
     return Int(0, SEED_MAX)
 

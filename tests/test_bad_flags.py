@@ -40,7 +40,8 @@ BAD = [
     ("train", "--final_prune_opacity", "nan"), ("train", "--final_prune_score", "-0.1"),
     ("train", "--sparse_points", "-1"), ("train", "--uncovered_spawn", "-1"),
     ("train", "--test_iterations", "-7"), ("train", "--save_iterations", "nan"),
-    ("train", "--checkpoint_iterations", "-1"),
+    ("train", "--test_iterations", "1.5"),
+    ("train", "--checkpoint_iterations", "-2"),
     # semantic guidance
     ("train", "--vlm_max_pixels", "100"), ("train", "--vlm_max_new_tokens", "0"),
     ("train", "--semantic_num_samples", "0"), ("train", "--total_iterations", "-1"),
@@ -131,7 +132,7 @@ def test_good_edge_values_pass():
     parser, _ = train.build_parser()
     args = parser.parse_args(["--seed", str(2 ** 32 - 1), "--sh_degree", "0", "-r", "-1",
                               "--lambda_dssim", "1", "--llffhold", "1", "--phase1_start", "-1",
-                              "--hole_opacity", "0.99", "--test_iterations", "0", "5"])
+                              "--hole_opacity", "0.99", "--test_iterations", "-1"])
     assert (args.seed, args.sh_degree, args.resolution, args.lambda_dssim) == (
         2 ** 32 - 1, 0, -1, 1.0)
 

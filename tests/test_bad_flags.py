@@ -23,10 +23,10 @@ BAD = [
     ("train", "--lambda_dssim", "1.5"),
     # every other numeric flag of train.py
     ("train", "--iterations", "0"), ("train", "--iterations", "1e3"),
-    ("train", "--position_lr_init", "inf"), ("train", "--position_lr_final", "-1e-6"),
+    ("train", "--position_lr_init", "inf"), ("train", "--position_lr_final", "-0.5"),
     ("train", "--position_lr_delay_mult", "2"), ("train", "--position_lr_max_steps", "0"),
     ("train", "--feature_lr", "nan"), ("train", "--lowfeature_lr", "-0.1"),
-    ("train", "--highfeature_lr", "5"), ("train", "--opacity_lr", "-inf"),
+    ("train", "--highfeature_lr", "5"), ("train", "--opacity_lr", "-0.5"),
     ("train", "--scaling_lr", "10"), ("train", "--rotation_lr", "-1"),
     ("train", "--random_init", "-5"), ("train", "--random_init", str(10 ** 12)),
     ("train", "--max_gaussians", "-1"), ("train", "--mult", "0"), ("train", "--mult", "nan"),

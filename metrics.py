@@ -12,7 +12,6 @@ token `Infinity` (Python's json reads it back), as the reference does. Where ren
 wrote `alpha/*.png`, "Coverage" is the fraction of pixels with accumulated opacity > 0.5 (how
 much of each view the model explains at all; telling for sparse or random starts).
 """
-import argparse
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from arguments.ranges import CliParser, iteration
 from utils.errors import UserError, user_errors_exit
 from utils.image_utils import psnr
 from utils.io_utils import atomic_write_json
@@ -171,13 +171,13 @@ def _resolve_device(name):
     return device
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog=PROG, description="PSNR / SSIM / LPIPS of rendered views.")
+def build_parser():
+    parser = CliParser(prog=PROG, description="PSNR / SSIM / LPIPS of rendered views.")
     parser.add_argument("--model_paths", "-m", required=True, nargs="+", type=str,
                         help="trained model folders, each holding <split>/ours_<N>/{renders,gt}")
     parser.add_argument("--split", choices=("test", "train"), default="test",
                         help="which render.py output to evaluate (default: test)")
-    parser.add_argument("--iteration", type=int, default=None,
+    parser.add_argument("--iteration", type=iteration(), default=None,
                         help="evaluate only ours_<N> (default: every ours_<N> found)")
     parser.add_argument("--no_lpips", action="store_true", help="skip LPIPS")
     parser.add_argument("--lpips_normalize", action="store_true",
@@ -185,9 +185,13 @@ def main(argv=None):
                              "(default feeds [0,1] like the reference metrics.py, so numbers "
                              "match published 3DGS tables)")
     parser.add_argument("--device", default=None, help="torch device (default: accelerator if any, else cpu)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv=None):
+    parser = build_parser()
     with user_errors_exit(PROG):
+        args = parser.parse_args(argv)
         device = _resolve_device(args.device)
         # Validate every model first: a typo in the last path should not cost a long run.
         for model_path in args.model_paths:

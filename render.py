@@ -4,7 +4,6 @@ Writes <model>/<split>/ours_<N>/{renders,gt}/<index>.png as the reference codeba
 alpha/<index>.png (accumulated opacity, 8-bit grey) from which metrics.py reports coverage.
 """
 import os
-import sys
 from argparse import ArgumentParser
 
 import numpy as np
@@ -12,9 +11,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from arguments import ModelParams, PipelineParams, check_args, get_combined_args
+from arguments import (CliParser, Int, ModelParams, PipelineParams, check_args,
+                       get_combined_args)
+from arguments.ranges import ITERATIONS_MAX
 from utils.errors import UserError, user_errors_exit
-from utils.io_utils import atomic_path
+from utils.io_utils import atomic_path, guarded_write
 
 
 def save_png(tensor: torch.Tensor, path: str):
@@ -29,7 +30,8 @@ def render_set(model_path, name, iteration, views, gaussians, pipeline, backgrou
     from gaussian_renderer import render
     base = os.path.join(model_path, name, f"ours_{iteration}")
     for sub in ("renders", "gt", "alpha"):
-        os.makedirs(os.path.join(base, sub), exist_ok=True)
+        with guarded_write(os.path.join(base, sub)):
+            os.makedirs(os.path.join(base, sub), exist_ok=True)
     for idx, view in enumerate(tqdm(views, desc=f"Rendering {name}", disable=quiet)):
         pkg = render(view, gaussians, pipeline, background)
         save_png(pkg["render"], os.path.join(base, "renders", f"{idx:05d}.png"))
@@ -59,18 +61,22 @@ def render_sets(dataset, iteration, pipeline, skip_train, skip_test, quiet):
                    gaussians, pipeline, background, quiet)
 
 
-def main(argv=None):
-    parser = ArgumentParser(description="Render a trained model's views")
+def build_parser():
+    parser = CliParser(description="Render a trained model's views")
     model = ModelParams(parser, sentinel=True)
     pipeline = PipelineParams(parser)
-    parser.add_argument("--iteration", default=-1, type=int)
+    parser.add_argument("--iteration", default=-1, type=Int(0, ITERATIONS_MAX, sentinels=(-1,)),
+                        help="saved iteration to render (-1 = the latest)")
     parser.add_argument("--skip_train", action="store_true")
     parser.add_argument("--skip_test", action="store_true")
     parser.add_argument("--quiet", action="store_true")
-    if argv is not None:
-        sys.argv = [sys.argv[0]] + list(argv)
+    return parser, model, pipeline
+
+
+def main(argv=None):
+    parser, model, pipeline = build_parser()
     with user_errors_exit("render.py"):
-        args = get_combined_args(parser)
+        args = get_combined_args(parser, None if argv is None else list(argv))
         if not getattr(args, "model_path", None):
             raise UserError("-m/--model_path is required")
         if not os.path.isfile(os.path.join(args.model_path, "cfg_args")):

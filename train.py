@@ -1,21 +1,25 @@
 """Train 3D Gaussians on a capture: python train.py -s <scene> -m <out> [--eval] [...]"""
 import os
 import sys
-from argparse import ArgumentParser, Namespace
+from argparse import Namespace
 
-from arguments import (DensificationParams, ModelParams, OptimizationParams, PipelineParams,
-                       SemanticParams, check_args)
+from arguments import (CliParser, DensificationParams, ModelParams, OptimizationParams,
+                       PipelineParams, SemanticParams, check_args)
+from arguments.ranges import iteration_list_entry
 from utils.errors import user_errors_exit
 from utils.io_utils import atomic_write_text, ensure_writable_dir
 
 
 def build_parser():
-    parser = ArgumentParser(description="Train 3D Gaussian Splatting")
+    parser = CliParser(description="Train 3D Gaussian Splatting")
     groups = (ModelParams(parser), OptimizationParams(parser), PipelineParams(parser),
               DensificationParams(parser), SemanticParams(parser))
-    parser.add_argument("--test_iterations", nargs="+", type=int, default=[7_000, 30_000])
-    parser.add_argument("--save_iterations", nargs="+", type=int, default=[7_000, 30_000])
-    parser.add_argument("--checkpoint_iterations", nargs="+", type=int, default=[])
+    parser.add_argument("--test_iterations", nargs="+", type=iteration_list_entry(),
+                        default=[7_000, 30_000])
+    parser.add_argument("--save_iterations", nargs="+", type=iteration_list_entry(),
+                        default=[7_000, 30_000])
+    parser.add_argument("--checkpoint_iterations", nargs="+", type=iteration_list_entry(),
+                        default=[])
     parser.add_argument("--start_checkpoint", type=str, default=None)
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--no_tensorboard", action="store_true",
@@ -25,9 +29,9 @@ def build_parser():
 
 def main(argv=None):
     parser, (lp, op, pp, dp, sp) = build_parser()
-    args = parser.parse_args(argv)
-    args.save_iterations = sorted(set(args.save_iterations) | {args.iterations})
     with user_errors_exit("train.py"):
+        args = parser.parse_args(argv)
+        args.save_iterations = sorted(set(args.save_iterations) | {args.iterations})
         check_args(args)
         from scene.strategies import resolve_strategy_defaults
         from scene.trainer import (Trainer, TrainConfig, default_model_path, open_tensorboard)
@@ -44,7 +48,8 @@ def main(argv=None):
         cfg = TrainConfig(test_iterations=args.test_iterations,
                           save_iterations=args.save_iterations,
                           checkpoint_iterations=args.checkpoint_iterations,
-                          start_checkpoint=args.start_checkpoint, quiet=args.quiet)
+                          start_checkpoint=args.start_checkpoint, quiet=args.quiet,
+                          tidy_model_folder=True)
         from semantic.guidance import SemanticGuidance, make_proposer
         from scene.trainer import resolve_device
         # Before the scene loads: a bad model path costs no time. (The VLM itself loads lazily.)

@@ -4,11 +4,13 @@ Each attribute of a group becomes a flag (`foo_bar` -> `--foo_bar`); a leading u
 the short form from its first letter (`_source_path` -> `-s/--source_path`). `extract(args)`
 returns a plain namespace with the group's values.
 """
-import ast
 import os
-import sys
-from argparse import SUPPRESS, ArgumentParser, Namespace
+from argparse import ArgumentParser
 
+from arguments.combined import get_combined_args, read_cfg_args  # noqa: F401 (re-exported)
+from arguments.ranges import (ITERATIONS_MAX, POINTS_MAX, SH_DEGREE_MAX, Bounded, CliParser,
+                              Float, Int, check_values, fraction, iteration, learning_rate,
+                              non_negative, seed)
 from utils.errors import UserError
 
 
@@ -25,17 +27,25 @@ class ParamGroup:
             flags = [f"--{key}"] + ([f"-{key[0]}"] if shorthand else [])
             default = None if fill_none else value
             help_text = self._help().get(key)
+            kind = self._ranges().get(key)
+            if kind is None and isinstance(value, (int, float)) and not isinstance(value, bool):
+                raise TypeError(f"--{key}: numeric flags declare their range in _ranges()")
             if isinstance(value, bool):
                 group.add_argument(*flags, default=default, action="store_true", help=help_text)
             elif value is None:
                 group.add_argument(*flags, default=default, type=str, help=help_text)
             elif isinstance(value, (list, tuple)):
-                group.add_argument(*flags, default=default, nargs="+", type=type(value[0]),
+                group.add_argument(*flags, default=default, nargs="+", type=kind or type(value[0]),
                                    help=help_text)
             else:
-                group.add_argument(*flags, default=default, type=type(value), help=help_text)
+                group.add_argument(*flags, default=default, type=kind or type(value),
+                                   help=help_text)
 
     def _help(self) -> dict:
+        return {}
+
+    def _ranges(self) -> dict:
+        """{flag: Int/Float range}: every numeric flag declares one (checked at parse time)."""
         return {}
 
     def extract(self, args) -> GroupParams:
@@ -76,6 +86,12 @@ class ModelParams(ParamGroup):
             "seed": "seeds Python, NumPy and torch",
         }
 
+    def _ranges(self):
+        return {"sh_degree": Int(0, SH_DEGREE_MAX),
+                # 1/2/4/8 divide; another value is a target width, at most the image's
+                "resolution": Int(1, 1 << 16, sentinels=(-1,)),
+                "llffhold": Int(1), "random_init": Int(0, POINTS_MAX), "seed": seed()}
+
     def extract(self, args):
         g = super().extract(args)
         g.source_path = os.path.abspath(g.source_path) if g.source_path else ""
@@ -96,6 +112,9 @@ class PipelineParams(ParamGroup):
                            "when built; else torch), cuda, cpp or torch (pure PyTorch oracle)",
                 "mult": "FastGS compact footprint factor, shared by training and rendering "
                         "(1.0 = the reference 3DGS footprint)"}
+
+    def _ranges(self):
+        return {"mult": Float(0.0, 4.0, lo_open=True)}
 
 
 class OptimizationParams(ParamGroup):
@@ -120,6 +139,13 @@ class OptimizationParams(ParamGroup):
                                  "(0 = --feature_lr)",
                 "highfeature_lr": "learning rate of the higher SH coefficients "
                                   "(0 = --feature_lr / 20, as the reference)"}
+
+    def _ranges(self):
+        lrs = ("position_lr_init", "position_lr_final", "feature_lr", "lowfeature_lr",
+               "highfeature_lr", "opacity_lr", "scaling_lr", "rotation_lr")
+        return {"iterations": Int(1, ITERATIONS_MAX), "position_lr_delay_mult": fraction(),
+                "position_lr_max_steps": Int(1, ITERATIONS_MAX), "lambda_dssim": fraction(),
+                **{name: learning_rate() for name in lrs}}
 
 
 class DensificationParams(ParamGroup):
@@ -176,6 +202,18 @@ class DensificationParams(ParamGroup):
                                "this many Gaussians on high-error pixels no Gaussian covers "
                                "(0 = off)",
         }
+
+    def _ranges(self):
+        return {"percent_dense": fraction(), "densification_interval": iteration(),
+                "opacity_reset_interval": Int(1, ITERATIONS_MAX),
+                "densify_from_iter": iteration(), "densify_until_iter": iteration(),
+                "densify_grad_threshold": non_negative(), "min_opacity": fraction(),
+                "max_gaussians": Int(0, POINTS_MAX), "vcd_views": Int(1, 1000),
+                "loss_thresh": fraction(), "importance_thresh": non_negative(),
+                "grad_thresh": non_negative(), "grad_abs_thresh": non_negative(),
+                "dense": fraction(), "final_prunes": Int(0, 1000),
+                "final_prune_opacity": fraction(), "final_prune_score": fraction(),
+                "sparse_points": Int(0, POINTS_MAX), "uncovered_spawn": Int(0, POINTS_MAX)}
 
 
 class SemanticParams(ParamGroup):
@@ -268,7 +306,7 @@ class SemanticParams(ParamGroup):
                                 "that dark background is made opaque (0 = off)",
             "save_region_vis": "write renders, targets, boxes and masks to <model>/regions/",
         }
-        names = {1: "detail formation", 2: "background completion", 3: "novel-view refinement"}
+        names = PHASE_NAMES
         for i, name in names.items():
             h[f"phase{i}_start"] = f"phase {i} ({name}) owns iterations (start, end] " \
                                    "(-1 = the published schedule scaled to the run)"
@@ -278,40 +316,34 @@ class SemanticParams(ParamGroup):
                                         "image area over 1 MP)"
         return h
 
+    def _ranges(self):
+        r = {"vlm_max_pixels": Int(32 * 32, 1 << 26), "vlm_max_new_tokens": Int(1, 1 << 15),
+             "semantic_num_samples": Int(1, 1000), "total_iterations": iteration(),
+             "prune_protection": Int(0, ITERATIONS_MAX, sentinels=(-1,)),
+             "max_boxes": Int(1, 1000), "max_box_frac": Float(0.0, 1.0, lo_open=True),
+             "region_error_thresh": fraction(), "region_min_priority": non_negative(),
+             "floater_support": fraction(), "floater_near": fraction(),
+             "hole_opacity": Float(0.0, 1.0, lo_open=True, hi_open=True),
+             "completion_alpha": non_negative()}
+        for i in PHASE_NAMES:
+            r[f"phase{i}_start"] = r[f"phase{i}_end"] = Int(0, ITERATIONS_MAX, sentinels=(-1,))
+            r[f"phase{i}_interval"] = Int(1, ITERATIONS_MAX, sentinels=(-1,))
+            r[f"phase{i}_max_points"] = Int(0, POINTS_MAX, sentinels=(-1,))
+        return r
 
+
+PHASE_NAMES = {1: "detail formation", 2: "background completion", 3: "novel-view refinement"}
 STRATEGIES = ("fastgs", "3dgs")
 
 
 def check_args(args):
-    """Reject bad flag combinations with one line naming the flag."""
+    """Reject bad choices and flag combinations with one line naming the flag. (Numeric
+    ranges are checked at parse time: each flag declares its range in _ranges().)"""
     if getattr(args, "strategy", "fastgs") not in STRATEGIES:
         raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {args.strategy!r}")
     if getattr(args, "backend", "auto") not in ("auto", "cuda", "cpp", "torch"):
         raise UserError(f"--backend must be auto, cuda, cpp or torch, got {args.backend!r}")
-    if getattr(args, "iterations", 1) < 1:
-        raise UserError("--iterations must be at least 1")
-    if getattr(args, "random_init", 0) < 0:
-        raise UserError("--random_init must be >= 0")
-    res = getattr(args, "resolution", -1)
-    if res == 0 or res < -1:
-        raise UserError("--resolution must be 1, 2, 4, 8, a target width, or -1")
-    if getattr(args, "mult", 1.0) <= 0:
-        raise UserError("--mult must be > 0")
-    check_densification_args(args)
     check_semantic_args(args)
-
-
-def check_densification_args(args):
-    for flag in ("densification_interval", "final_prunes", "max_gaussians", "sparse_points",
-                 "uncovered_spawn",
-                 "lowfeature_lr", "highfeature_lr", "importance_thresh"):
-        if getattr(args, flag, 0) < 0:
-            raise UserError(f"--{flag} must be >= 0")
-    if getattr(args, "vcd_views", 1) < 1:
-        raise UserError("--vcd_views must be at least 1")
-    for flag in ("loss_thresh", "final_prune_score", "final_prune_opacity"):
-        if not 0.0 <= getattr(args, flag, 0.5) <= 1.0:
-            raise UserError(f"--{flag} must be in [0, 1]")
 
 
 def check_semantic_args(args):
@@ -328,14 +360,6 @@ def check_semantic_args(args):
         raise UserError("--region_proposer qwen needs --qwen_model_path (a folder or hub id)")
     if args.phase3_views not in ("interpolated", "test"):
         raise UserError(f"--phase3_views must be interpolated or test, got {args.phase3_views!r}")
-    if args.semantic_num_samples < 1:
-        raise UserError("--semantic_num_samples must be at least 1")
-    if args.total_iterations < 0:
-        raise UserError("--total_iterations must be >= 0")
-    if not 0.0 < args.max_box_frac <= 1.0:
-        raise UserError("--max_box_frac must be in (0, 1]")
-    if args.region_min_priority < 0:
-        raise UserError("--region_min_priority must be >= 0")
     if args.spawn_depth not in ("photo", "render"):
         raise UserError(f"--spawn_depth must be photo or render, got {args.spawn_depth!r}")
     if args.textureless_depth not in ("none", "far"):
@@ -344,62 +368,12 @@ def check_semantic_args(args):
     if args.completion_background not in ("random", "phase2", "fixed"):
         raise UserError("--completion_background must be random, phase2 or fixed, "
                         f"got {args.completion_background!r}")
-    if args.completion_alpha < 0:
-        raise UserError("--completion_alpha must be >= 0")
     if args.background_holes not in ("fill", "share"):
         raise UserError(f"--background_holes must be fill or share, got {args.background_holes!r}")
-    if not 0.0 < args.hole_opacity < 1.0:
-        raise UserError("--hole_opacity must be in (0, 1)")
-    for flag in ("floater_support", "floater_near"):
-        if not 0.0 <= getattr(args, flag) <= 1.0:
-            raise UserError(f"--{flag} must be in [0, 1]")
-    if args.max_boxes < 1:
-        raise UserError("--max_boxes must be at least 1")
-    if args.vlm_max_pixels < 32 * 32:
-        raise UserError("--vlm_max_pixels must be at least 1024 (one 32x32 tile)")
     for i in (1, 2, 3):
         start, end = getattr(args, f"phase{i}_start"), getattr(args, f"phase{i}_end")
         if start >= 0 and end >= 0 and end < start:
             raise UserError(f"--phase{i}_end ({end}) is before --phase{i}_start ({start})")
-        if getattr(args, f"phase{i}_interval") == 0:
-            raise UserError(f"--phase{i}_interval must be > 0 (-1 = the default)")
     if args.vlm_dtype not in ("auto", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16"):
         raise UserError(f"--vlm_dtype must be auto, fp32, bf16 or fp16, got {args.vlm_dtype!r}")
 
-
-def read_cfg_args(model_path: str) -> dict:
-    """Parse `<model>/cfg_args` (a `Namespace(...)` line) without eval."""
-    path = os.path.join(model_path, "cfg_args")
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        return {}
-    try:
-        call = ast.parse(text.strip(), mode="eval").body
-        if not isinstance(call, ast.Call):
-            raise ValueError
-        return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-    except (SyntaxError, ValueError) as e:
-        raise UserError(f"{path} is not a valid cfg_args file") from e
-
-
-def get_combined_args(parser: ArgumentParser, argv=None) -> Namespace:
-    """Flags given on the command line, over the training run's cfg_args, over defaults.
-
-    Unlike the reference, a default never overrides cfg_args: a model trained with
-    `--mult 1.0` renders with 1.0 unless `--mult` is given again."""
-    argv = sys.argv[1:] if argv is None else argv
-    cmd = parser.parse_args(argv)
-    saved = [(a, a.default) for a in parser._actions]
-    for a, _ in saved:
-        a.default = SUPPRESS  # a second parse that only sees what was typed
-    try:
-        given = vars(parser.parse_args(argv))
-    finally:
-        for a, default in saved:
-            a.default = default
-    merged = {k: v for k, v in vars(cmd).items() if v is not None}
-    merged.update(read_cfg_args(cmd.model_path) if cmd.model_path else {})
-    merged.update(given)
-    return Namespace(**merged)

@@ -10,6 +10,8 @@ import os
 from argparse import SUPPRESS, ArgumentParser
 from typing import Optional
 
+from arguments.ranges import (ITERATIONS_MAX, CliParser, Float, Int, fraction, iteration,
+                              non_negative)
 from utils.bounded_yaml import load_yaml_file
 from utils.errors import UserError, elide
 
@@ -18,12 +20,13 @@ PRESERVE_TO = ("pre_edit", "photo")
 # Run-control flags: they say how to run this invocation, not what the edit is, so they are
 # never taken from a saved config.
 RUN_CONTROL = ("config", "resume", "from_round")
-INT_RANGE = (-(1 << 31), (1 << 31) - 1)  # any integer flag
-SEED_RANGE = (0, (1 << 31) - 1)  # round seeds add 1000 per round and must stay below 2**32
+# Round seeds add 1000 per round (and diffusion seeds the view index) to --seed, and numpy
+# takes seeds below 2**32: keep --seed well inside that.
+SEED_MAX = (1 << 31) - 1
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(
+    p = CliParser(
         prog="edit.py",
         description="Edit a trained Gaussian splatting scene with a text instruction "
                     "(InstructPix2Pix rounds: render -> edit -> swap targets -> optimise).")
@@ -33,17 +36,17 @@ def build_parser() -> ArgumentParser:
                    help="scene folder (default: the one in the model's cfg_args)")
     a.add_argument("-i", "--images", default=None,
                    help="image folder inside the scene (default: the model's)")
-    a.add_argument("--iteration", type=int, default=-1,
+    a.add_argument("--iteration", type=Int(0, ITERATIONS_MAX, sentinels=(-1,)), default=-1,
                    help="trained iteration to start from (-1 = the latest saved)")
     a.add_argument("--output", default=None, help="output folder (default: <model>_edit)")
     a.add_argument("--config", default=None, help="YAML file with any of these flags")
     a.add_argument("--resume", action="store_true",
                    help="continue after the last complete round in --output")
-    a.add_argument("--from_round", type=int, default=None,
+    a.add_argument("--from_round", type=Int(0, 10_000), default=None,
                    help="restart from round K's snapshot (0 = the trained model); later "
                         "rounds are discarded")
-    a.add_argument("--seed", type=int, default=0, help="seeds everything; each round and "
-                   "view derives its own seed from it")
+    a.add_argument("--seed", type=Int(0, SEED_MAX), default=0,
+                   help="seeds everything; each round and view derives its own seed from it")
     a.add_argument("--device", default=None, help="cpu, cuda or auto (default: the model's)")
     a.add_argument("--backend", default=None, help="rasterizer (default: the model's)")
     a.add_argument("--quiet", action="store_true")
@@ -53,15 +56,15 @@ def build_parser() -> ArgumentParser:
     e.add_argument("--mode", default="restyle",
                    help="restyle (appearance), replace (densify in the RoI) or remove "
                         "(decay/prune the RoI and fill the background)")
-    e.add_argument("--rounds", type=int, default=3)
-    e.add_argument("--round_iters", type=int, default=2500,
+    e.add_argument("--rounds", type=Int(1, 10_000), default=3)
+    e.add_argument("--round_iters", type=Int(1, 10_000_000), default=2500,
                    help="optimisation iterations per round")
-    e.add_argument("--refine_iters", type=int, default=0,
+    e.add_argument("--refine_iters", type=iteration(), default=0,
                    help="extra GS-only iterations per round on the same targets (no new diffusion, "
                         "no densification)")
-    e.add_argument("--edit_fraction", type=float, default=1.0,
+    e.add_argument("--edit_fraction", type=Float(0.0, 1.0, lo_open=True), default=1.0,
                    help="share of the candidate views edited per round")
-    e.add_argument("--off_axis_fraction", type=float, default=0.25,
+    e.add_argument("--off_axis_fraction", type=fraction(), default=0.25,
                    help="share of the selected views picked for viewpoint diversity rather "
                         "than RoI coverage")
     e.add_argument("--editor", default="pix2pix",
@@ -71,10 +74,10 @@ def build_parser() -> ArgumentParser:
     d = p.add_argument_group("Diffusion (InstructPix2Pix)")
     d.add_argument("--pix2pix_model", default="timbrooks/instruct-pix2pix",
                    help="diffusers pipeline folder or hub id")
-    d.add_argument("--diffusion_steps", type=int, default=20)
-    d.add_argument("--guidance_scale", type=float, default=7.5)
-    d.add_argument("--image_guidance_scale", type=float, default=1.5)
-    d.add_argument("--diffusion_size", type=int, default=512,
+    d.add_argument("--diffusion_steps", type=Int(1, 1000), default=20)
+    d.add_argument("--guidance_scale", type=Float(0.0, 100.0), default=7.5)
+    d.add_argument("--image_guidance_scale", type=Float(0.0, 100.0), default=1.5)
+    d.add_argument("--diffusion_size", type=Int(64, 4096), default=512,
                    help="renders are resized so their long side is this (multiples of 64) "
                         "for diffusion, and the edit resized back")
 
@@ -82,7 +85,7 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--roi_prompt", default=None,
                    help="object to edit, found by Qwen3-VL grounding (needs --qwen_model_path)")
     r.add_argument("--qwen_model_path", default=None, help="Qwen3-VL folder or hub id")
-    r.add_argument("--roi_views", type=int, default=8,
+    r.add_argument("--roi_views", type=Int(1, 1000), default=8,
                    help="--roi_prompt: views (evenly spaced) the VLM looks at")
     r.add_argument("--roi_box", action="append", default=None, metavar="VIEW:x1,y1,x2,y2",
                    help="pixel box in a training view (index or image name); repeatable")
@@ -90,44 +93,44 @@ def build_parser() -> ArgumentParser:
                    help="pixel polygon (3+ vertices) in a training view; repeatable")
     r.add_argument("--roi_points", action="append", default=None, metavar="VIEW:x,y[,x,y...]",
                    help="points on the object in a training view (discs of --roi_point_radius)")
-    r.add_argument("--roi_point_radius", type=float, default=6.0)
-    r.add_argument("--roi_threshold", type=float, default=0.5,
+    r.add_argument("--roi_point_radius", type=Float(0.0, 1e4, lo_open=True), default=6.0)
+    r.add_argument("--roi_threshold", type=fraction(), default=0.5,
                    help="share of a Gaussian's visible footprint inside the masks that makes it "
                         "half in the RoI")
-    r.add_argument("--roi_softness", type=float, default=0.3,
+    r.add_argument("--roi_softness", type=Float(0.0, 1.0, lo_open=True), default=0.3,
                    help="width of the soft edge of the per-Gaussian weight around --roi_threshold")
-    r.add_argument("--roi_feather", type=float, default=1.5,
+    r.add_argument("--roi_feather", type=Float(0.0, 1e3), default=1.5,
                    help="Gaussian blur (px) of the per-view blend masks")
 
     o = p.add_argument_group("Objective")
-    o.add_argument("--lambda_dssim", type=float, default=0.2)
-    o.add_argument("--charbonnier_eps", type=float, default=1e-3)
-    o.add_argument("--lambda_preserve", type=float, default=1.0,
+    o.add_argument("--lambda_dssim", type=fraction(), default=0.2)
+    o.add_argument("--charbonnier_eps", type=Float(0.0, 1.0, lo_open=True), default=1e-3)
+    o.add_argument("--lambda_preserve", type=non_negative(), default=1.0,
                    help="preservation outside the RoI")
     o.add_argument("--preserve_to", default="pre_edit",
                    help="what outside the RoI is kept like: pre_edit (this round's renders) "
                         "or photo (the original photos)")
-    o.add_argument("--lambda_opacity", type=float, default=0.1,
+    o.add_argument("--lambda_opacity", type=non_negative(), default=0.1,
                    help="penalty on opacity growth of Gaussians outside the RoI")
-    o.add_argument("--lambda_consistency", type=float, default=0.05,
+    o.add_argument("--lambda_consistency", type=non_negative(), default=0.05,
                    help="cross-view consistency: penalty on view-dependent colour in the RoI")
-    o.add_argument("--lambda_position", type=float, default=1.0,
+    o.add_argument("--lambda_position", type=non_negative(), default=1.0,
                    help="restyle: pull of positions to the round start (per scene extent^2)")
-    o.add_argument("--lambda_scale", type=float, default=0.1,
+    o.add_argument("--lambda_scale", type=non_negative(), default=0.1,
                    help="restyle: pull of log-scales to the round start")
-    o.add_argument("--outside_update", type=float, default=0.0,
+    o.add_argument("--outside_update", type=fraction(), default=0.0,
                    help="share of each optimizer step Gaussians fully outside the RoI take "
                         "(0 = frozen; the RoI weight interpolates)")
-    o.add_argument("--densify_events", type=int, default=3,
+    o.add_argument("--densify_events", type=Int(0, 1000), default=3,
                    help="replace: RoI densification events per round")
-    o.add_argument("--densify_budget", type=int, default=300,
+    o.add_argument("--densify_budget", type=Int(0, 10_000_000), default=300,
                    help="replace: new Gaussians per view and event (remove: background fill)")
-    o.add_argument("--densify_grad_ratio", type=float, default=0.5,
+    o.add_argument("--densify_grad_ratio", type=non_negative(), default=0.5,
                    help="replace: densify only RoI Gaussians whose mean view-space gradient "
                         "this round reaches this fraction of the trained --grad_thresh")
-    o.add_argument("--remove_decay", type=float, default=0.01,
+    o.add_argument("--remove_decay", type=fraction(), default=0.01,
                    help="remove: per-iteration opacity decay of RoI Gaussians")
-    o.add_argument("--prune_opacity", type=float, default=0.05,
+    o.add_argument("--prune_opacity", type=fraction(), default=0.05,
                    help="remove/replace: RoI Gaussians below this opacity are pruned")
 
     m = p.add_argument_group("Metrics")
@@ -182,22 +185,11 @@ def _coerce(action, key: str, value, source: str):
     if isinstance(value, bool):
         raise bad("must be a value, not true/false:")
     try:
-        if action.type is int:
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError
-                value = int(value)
-            out = int(value)
-        elif action.type is float:
-            out = float(value)
-        else:
-            return action.type(value) if action.type is not None else str(value)
+        return action.type(value) if action.type is not None else str(value)
+    except argparse.ArgumentTypeError as e:  # a declared range (arguments/ranges.py)
+        raise UserError(f"{source}: '{key}' {e}") from None
     except (TypeError, ValueError, OverflowError):
         raise bad() from None
-    problem = _number_problem(key, action, out)
-    if problem:
-        raise UserError(f"{source}: '{key}' {problem}")
-    return out
 
 
 def read_yaml_config(path: str, parser: ArgumentParser, source: Optional[str] = None) -> dict:
@@ -217,32 +209,6 @@ def read_yaml_config(path: str, parser: ArgumentParser, source: Optional[str] = 
             raise UserError(f"{source}: unknown key {elide(key)}")
         out[key] = _coerce(actions[key], key, value, source)
     return out
-
-
-def _number_problem(dest: str, action, value) -> Optional[str]:
-    """Floats finite, integers within INT_RANGE (the seed within SEED_RANGE)."""
-    if action.type is float and not math.isfinite(value):
-        return f"must be a finite number, got {elide(value)}"
-    lo, hi = SEED_RANGE if dest == "seed" else INT_RANGE
-    if action.type is int and not lo <= value <= hi:
-        return f"must be an integer in {lo}..{hi}, got {elide(value)}"
-    return None
-
-
-def check_numbers(cfg):
-    """Every numeric flag, however it was given: a number (not null) that _number_problem
-    accepts. (Config values were already checked naming their file.)"""
-    for dest, action in _actions(build_parser()).items():
-        if action.type not in (int, float):
-            continue
-        value = getattr(cfg, dest, None)
-        if value is None:
-            if action.default is not None:
-                raise UserError(f"--{dest} needs a value")
-            continue
-        problem = _number_problem(dest, action, value)
-        if problem:
-            raise UserError(f"--{dest} {problem}")
 
 
 def default_output(model_path: str) -> str:
@@ -303,7 +269,6 @@ def parse_editor(spec: str):
 
 def check_config(cfg):
     """Reject bad values with one line naming the flag."""
-    check_numbers(cfg)
     if not (cfg.instruction or "").strip():
         raise UserError("--instruction is empty: say what the edit should do")
     if cfg.mode not in MODES:
@@ -311,25 +276,6 @@ def check_config(cfg):
     if cfg.preserve_to not in PRESERVE_TO:
         raise UserError(f"--preserve_to must be pre_edit or photo, got {elide(cfg.preserve_to)}")
     parse_editor(cfg.editor)
-    for flag in ("rounds", "round_iters", "diffusion_steps", "roi_views"):
-        if getattr(cfg, flag) < 1:
-            raise UserError(f"--{flag} must be at least 1")
-    for flag in ("refine_iters", "densify_events", "densify_budget", "guidance_scale",
-                 "image_guidance_scale", "roi_feather", "densify_grad_ratio",
-                 "roi_point_radius", "charbonnier_eps",
-                 "lambda_preserve", "lambda_opacity", "lambda_consistency",
-                 "lambda_position", "lambda_scale", "remove_decay", "prune_opacity"):
-        if getattr(cfg, flag) < 0:
-            raise UserError(f"--{flag} must be >= 0")
-    if cfg.diffusion_size < 64:
-        raise UserError("--diffusion_size must be at least 64")
-    if not 0.0 < cfg.edit_fraction <= 1.0:
-        raise UserError("--edit_fraction must be in (0, 1]")
-    for flag in ("off_axis_fraction", "outside_update", "roi_threshold", "lambda_dssim"):
-        if not 0.0 <= getattr(cfg, flag) <= 1.0:
-            raise UserError(f"--{flag} must be in [0, 1]")
-    if cfg.roi_softness <= 0:
-        raise UserError("--roi_softness must be > 0")
     given = [f for f in ("roi_box", "roi_polygon", "roi_points") if getattr(cfg, f)]
     if cfg.roi_prompt is not None:
         if not cfg.roi_prompt.strip():
@@ -339,8 +285,6 @@ def check_config(cfg):
                             "one way")
         if not cfg.qwen_model_path:
             raise UserError("--roi_prompt needs --qwen_model_path (a Qwen3-VL folder or hub id)")
-    if cfg.from_round is not None and cfg.from_round < 0:
-        raise UserError("--from_round must be >= 0")
     if cfg.from_round is not None and cfg.from_round >= cfg.rounds:
         raise UserError(f"--from_round {cfg.from_round}: nothing left to run with --rounds "
                         f"{cfg.rounds}")

@@ -14,7 +14,6 @@ Even an uninterrupted run re-reads each round's snapshot from disk at the start 
 so a resumed run takes exactly the path an uninterrupted one does.
 """
 import copy
-import csv
 import os
 import shutil
 import time
@@ -39,7 +38,8 @@ from editing.roi import (annotations_from_record, build_roi, ground_annotations,
 from editing.views import select_views, view_directions
 from utils.errors import UserError
 from utils.general_utils import set_seed
-from utils.io_utils import atomic_path, ensure_writable_dir
+from scene.training_log import truncate_log
+from utils.io_utils import ensure_writable_dir, remove_stale_temps
 
 
 class Timer:
@@ -68,7 +68,7 @@ def load_trained_setup(cfg):
     """The trained model's settings (cfg_args) as train.py's parameter groups, with the
     edit's overrides (-s, -i, --device, --backend, --seed)."""
     from arguments import (DensificationParams, ModelParams, OptimizationParams,
-                           PipelineParams, read_cfg_args)
+                           PipelineParams, check_values, read_cfg_args)
     if not os.path.isdir(cfg.model_path):
         raise UserError(f"-m/--model_path {cfg.model_path}: no such folder")
     saved = read_cfg_args(cfg.model_path)
@@ -79,6 +79,7 @@ def load_trained_setup(cfg):
     groups = (ModelParams(parser), OptimizationParams(parser), PipelineParams(parser),
               DensificationParams(parser))
     ns = parser.parse_args([])
+    saved = check_values(parser, saved, os.path.join(cfg.model_path, "cfg_args"))
     for k, v in saved.items():
         setattr(ns, k, v)
     ns.model_path = cfg.model_path
@@ -177,6 +178,8 @@ class EditSession:
         """Decide where this run starts (fresh, --resume, --from_round) and tidy the folder."""
         cfg, L = self.cfg, self.layout
         ensure_writable_dir(cfg.output)
+        # A run killed while saving leaves its temporary files (.tmp_*model_round_NNN.pt).
+        remove_stale_temps(cfg.output, recursive=True)
         state = artifacts.read_state(L)
         done = int(state["completed_rounds"])
         if cfg.from_round is not None:
@@ -205,17 +208,7 @@ class EditSession:
 
     def _truncate_log(self, last_iteration: int):
         """Drop training-log rows of a round that never completed."""
-        path = os.path.join(self.cfg.output, "training_log.csv")
-        if not os.path.isfile(path):
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        keep = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit()
-                           and int(r[0]) <= last_iteration]
-        if len(keep) != len(rows):
-            with atomic_path(path) as tmp:
-                with open(tmp, "w", newline="") as f:
-                    csv.writer(f).writerows(keep)
+        truncate_log(os.path.join(self.cfg.output, "training_log.csv"), last_iteration)
 
     def _grounded_annotations(self):
         """--roi_prompt: ask the VLM once per run (its answer is saved with round 1); later

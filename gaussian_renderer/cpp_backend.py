@@ -5,14 +5,20 @@ covariance, SH and their backward, from submodules/diff-gaussian-rasterization),
 tests of this backend against the PyTorch oracle also check that code; the tile binning and
 blending (`cpp/raster_cpu.cpp`) are CPU-specific, with true early termination. The extension is
 compiled on first use by torch.utils.cpp_extension and cached under `build/raster_cpu`
-(scripts/install.sh triggers the build so that training does not pause). Without a working C++
+(scripts/install.sh triggers the build so that training does not pause). Where the checkout is
+not writable (a shared install, cluster compute nodes) the build goes to a per-user cache,
+`${XDG_CACHE_HOME:-~/.cache}/gaussian-splatting/raster_cpu-<cpu>`, one per CPU model since
+the build is -march=native; `GS_CPP_BUILD_DIR` names another folder. Without a working C++
 toolchain `is_available()` is False and `auto` keeps the PyTorch backend.
 """
 import functools
+import hashlib
 import os
+import platform
 import shutil
 import sys
 import warnings
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -26,6 +32,57 @@ _SHARED = os.path.join(_ROOT, "submodules", "diff-gaussian-rasterization", "cuda
 _BUILD = os.path.join(_ROOT, "build", "raster_cpu")
 
 
+def _writable(folder: str) -> bool:
+    """Whether `folder` exists writable, or could be created in a writable parent."""
+    while not os.path.exists(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+    return os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _cpu_key() -> str:
+    """The CPU model and features a -march=native build depends on, hashed."""
+    text = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            text += "".join(ln for ln in f if ln.startswith(("model name", "flags")))[:4096]
+    except OSError:
+        pass
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def build_dir() -> str:
+    """Where the extension is compiled: GS_CPP_BUILD_DIR, else the checkout's build/raster_cpu
+    when writable, else a per-user, per-CPU cache folder."""
+    if os.environ.get("GS_CPP_BUILD_DIR"):
+        return os.environ["GS_CPP_BUILD_DIR"]
+    if _writable(_BUILD):
+        return _BUILD
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "gaussian-splatting", f"raster_cpu-{_cpu_key()}")
+
+
+@contextmanager
+def _ninja_on_path():
+    """The pip `ninja` of a venv that was not activated: cpp_extension looks on PATH. Put it
+    there for the build only, and restore PATH afterwards."""
+    venv_bin = os.path.dirname(sys.executable)
+    if shutil.which("ninja") is not None or not os.path.exists(os.path.join(venv_bin, "ninja")):
+        yield
+        return
+    old = os.environ.get("PATH")
+    os.environ["PATH"] = venv_bin + os.pathsep + (old or "")
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = old
+
+
 @functools.lru_cache(maxsize=1)
 def _extension():
     """Build (once; cached on disk) and import the extension; None when that fails."""
@@ -33,18 +90,16 @@ def _extension():
         return None
     try:
         from torch.utils.cpp_extension import load
-        os.makedirs(_BUILD, exist_ok=True)
-        venv_bin = os.path.dirname(sys.executable)
-        if shutil.which("ninja") is None and os.path.exists(os.path.join(venv_bin, "ninja")):
-            # The pip `ninja` of a venv that was not activated: cpp_extension looks on PATH.
-            os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
-        # -march=native: the build lives in this checkout and serves this machine; the pixel
-        # loops are written for SIMD. -ffp-contract=off: forward and backward must make
+        folder = build_dir()
+        os.makedirs(folder, exist_ok=True)
+        # -march=native: the build serves this machine (the per-user cache is per CPU); the
+        # pixel loops are written for SIMD. -ffp-contract=off: forward and backward must make
         # bit-identical pair decisions. -fopenmp: at::parallel_for is inline OpenMP.
         flags = ["-O3", "-std=c++17", "-march=native", "-ffp-contract=off", "-fopenmp"]
-        return load(name="gs_raster_cpu", sources=[_SRC], extra_include_paths=[_SHARED],
-                    build_directory=_BUILD, extra_cflags=flags, extra_ldflags=["-fopenmp"],
-                    verbose=False)
+        with _ninja_on_path():
+            return load(name="gs_raster_cpu", sources=[_SRC], extra_include_paths=[_SHARED],
+                        build_directory=folder, extra_cflags=flags,
+                        extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as e:  # no compiler or ninja, read-only checkout, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         warnings.warn(f"C++ CPU rasterizer unavailable ({type(e).__name__}: {first}); "

@@ -38,6 +38,25 @@ def load_checkpoint(path: str) -> dict:
     return ckpt
 
 
+def check_resume(ckpt: dict, path: str, sh_degree: int, iterations: int) -> int:
+    """The checkpoint's iteration, after refusing a resume that could only go wrong: one at
+    or past --iterations trains nothing, and another --sh_degree than the checkpoint's would
+    be silently ignored (the saved tensors fix the degree), so both are one-line errors."""
+    try:
+        it = int(ckpt["iteration"])
+        degree = int(ckpt["model"]["max_sh_degree"])
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"--start_checkpoint {path}: not a checkpoint written by this "
+                        "train.py (no iteration or SH degree)") from None
+    if it >= iterations:
+        raise UserError(f"--start_checkpoint {path} is at iteration {it}, not before "
+                        f"--iterations {iterations}: nothing to train (raise --iterations)")
+    if degree != sh_degree:
+        raise UserError(f"--sh_degree {sh_degree} does not match --start_checkpoint {path} "
+                        f"(SH degree {degree}): resume with --sh_degree {degree}")
+    return it
+
+
 def restore_checkpoint(ckpt: dict, gaussians, strategy, sampler, opt, device):
     gaussians.restore(ckpt["model"], opt)
     strategy.load_state_dict(ckpt["strategy"], device=device)

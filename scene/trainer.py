@@ -11,14 +11,16 @@ from tqdm import tqdm
 
 from gaussian_renderer import backend_name, render
 from scene import Scene
-from scene.checkpoint import checkpoint_path, load_checkpoint, restore_checkpoint, save_checkpoint
+from scene.checkpoint import (check_resume, checkpoint_path, load_checkpoint, restore_checkpoint,
+                              save_checkpoint)
 from scene.gaussian_model import GaussianModel
 from scene.sampler import CameraSampler
 from scene.strategies import make_strategy
-from scene.training_log import TrainingLog
+from scene.training_log import TrainingLog, truncate_log
 from utils.errors import UserError
 from utils.general_utils import set_seed
 from utils.image_utils import psnr
+from utils.io_utils import remove_stale_temps
 from utils.loss_utils import l1_loss, ssim
 
 
@@ -48,6 +50,9 @@ class TrainConfig:
     checkpoint_iterations: List[int] = field(default_factory=list)
     start_checkpoint: Optional[str] = None
     quiet: bool = False
+    # train.py owns its model folder: stale temporary files of a killed save are removed and
+    # training_log.csv is cut back to the starting iteration (edit.py tidies its own folder).
+    tidy_model_folder: bool = False
 
 
 class Trainer:
@@ -62,6 +67,10 @@ class Trainer:
         if dataset.data_device in (None, "", "auto"):
             dataset.data_device = str(self.device)
         set_seed(dataset.seed)
+        ckpt = None
+        if cfg.start_checkpoint:  # checked before the scene loads: a bad resume costs no time
+            ckpt = load_checkpoint(cfg.start_checkpoint)
+            check_resume(ckpt, cfg.start_checkpoint, dataset.sh_degree, opt.iterations)
         if scene is None:
             self.gaussians = GaussianModel(dataset.sh_degree, device=self.device)
             self.scene = Scene(dataset, self.gaussians, quiet=cfg.quiet)
@@ -73,10 +82,11 @@ class Trainer:
         self.strategy.initialize_state(self.gaussians)
         self.sampler = CameraSampler(len(self.scene.getTrainCameras()), dataset.seed)
         self.first_iter = 1
-        if cfg.start_checkpoint:
-            ckpt = load_checkpoint(cfg.start_checkpoint)
+        if ckpt is not None:
             self.first_iter = restore_checkpoint(ckpt, self.gaussians, self.strategy,
                                                  self.sampler, opt, self.device) + 1
+        if cfg.tidy_model_folder:
+            tidy_model_folder(dataset.model_path, self.first_iter - 1)
         bg = [1.0, 1.0, 1.0] if dataset.white_background else [0.0, 0.0, 0.0]
         self.background = torch.tensor(bg, dtype=torch.float32, device=self.device)
         # What strategies need to render views of their own (scoring, region hooks).
@@ -213,6 +223,22 @@ class Trainer:
             if self.tb is not None:
                 self.tb.add_scalar(f"{name}/loss_viewpoint - psnr", out[name]["psnr"], iteration)
         return out
+
+
+def tidy_model_folder(model_path: str, last_iteration: int):
+    """Before training into `model_path` from `last_iteration` (0 = a fresh start): remove
+    temporary files a killed save left (.tmp_*chkpntN.pth, .tmp_*point_cloud.ply) and log
+    rows after `last_iteration`, which this run writes again."""
+    remove_stale_temps(model_path)
+    pc_dir = os.path.join(model_path, "point_cloud")
+    if os.path.isdir(pc_dir):
+        for name in os.listdir(pc_dir):
+            sub = os.path.join(pc_dir, name)
+            if name.startswith("iteration_") and os.path.isdir(sub):
+                remove_stale_temps(sub)
+                if not os.listdir(sub):  # an empty folder would pass for a saved iteration
+                    os.rmdir(sub)
+    truncate_log(os.path.join(model_path, "training_log.csv"), last_iteration)
 
 
 def open_tensorboard(model_path: str, quiet: bool):

@@ -2,6 +2,8 @@
 import csv
 import os
 
+from utils.io_utils import atomic_path, guarded_write
+
 COLUMNS = ["iteration", "loss", "l1", "ssim", "psnr", "gaussians", "elapsed_s", "phase"]
 
 
@@ -11,7 +13,7 @@ class TrainingLog:
         self.rows = []
         self.flush_every = flush_every
         if not os.path.exists(self.path):
-            with open(self.path, "w", newline="") as f:
+            with guarded_write(self.path), open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(COLUMNS)
 
     def add(self, **row):
@@ -32,6 +34,22 @@ class TrainingLog:
     def flush(self):
         if not self.rows:
             return
-        with open(self.path, "a", newline="") as f:
+        with guarded_write(self.path), open(self.path, "a", newline="") as f:
             csv.writer(f).writerows(self.rows)
         self.rows = []
+
+
+def truncate_log(path: str, last_iteration: int):
+    """Keep the header and rows up to `last_iteration` of a training log: a resumed run
+    re-logs the iterations after its checkpoint (a run killed after a flush but before the
+    checkpoint that followed would otherwise leave them twice)."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit()
+                       and int(r[0]) <= last_iteration]
+    if len(keep) != len(rows):
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows(keep)

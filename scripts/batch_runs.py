@@ -1,7 +1,9 @@
 """Runner behind scripts/mipnerf360.sh: train -> render -> metrics for every (scene, variant).
 
     bash scripts/mipnerf360.sh --data /data/360_v2 --out runs/ablation1 [--scenes "garden bonsai"]
-        [--variants "fastgs guided"] [--gpus 0,1 | --jobs N] [--slurm [--partition p]]
+        [--variants "fastgs guided"] [--gpus 0,1 | --jobs N]
+        [--slurm [--partition p] [--account a] [--gres gpu:1|none] [--cpus_per_task N]
+                 [--time 12:00:00] [--mem 32G] [--job_name name]]
         [--dry_run] [-- <extra train.py flags>]
 
 Each run lives in <out>/<scene>/<variant>/ (the reference output layout plus run.log with the
@@ -10,7 +12,11 @@ results.json holds ours_<iterations> is finished and skipped, so a batch can be 
 interruption or a failure. A failed run is reported and the batch goes on; the exit status is
 0 only when every run succeeded (or was already finished), 1 otherwise, 2 for bad flags.
 
+Inside a SLURM allocation (SLURM_CPUS_PER_TASK set) each command gets OMP_NUM_THREADS of that
+value unless it is set already, so torch uses the CPUs the task was given, not every core.
+
 This file imports nothing heavy (no torch): it only builds command lines and schedules them.
+SLURM submission lives in scripts/slurm_submit.py.
 """
 import argparse
 import json
@@ -23,6 +29,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from slurm_submit import (SlurmError, add_flags as add_slurm_flags, array_spec,  # noqa: F401
+                          check_flags, submit)
 
 PROG = "mipnerf360.sh"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -232,73 +241,6 @@ def run_local(jobs: list, slots: list, env: dict, total: int) -> int:
     return counts
 
 
-def array_spec(indices: list) -> str:
-    """SLURM --array value: [0,1,2,5,7,8] -> "0-2,5,7-8"."""
-    parts, start = [], None
-    for i, idx in enumerate(indices):
-        if start is None:
-            start = idx
-        if i + 1 == len(indices) or indices[i + 1] != idx + 1:
-            parts.append(str(start) if start == idx else f"{start}-{idx}")
-            start = None
-    return ",".join(parts)
-
-
-def slurm_script(jobs: list, todo: list, args) -> str:
-    """One array job; task i runs job i through this same runner (--task i), so a SLURM task
-    does exactly what a local batch does for that run: skip if finished, log, run.json."""
-    runner = [sys.executable, os.path.join(ROOT, "scripts", "batch_runs.py"),
-              "--data", args.data, "--out", args.out, "--scenes", " ".join(args.scenes),
-              "--variants", " ".join(args.variants)]
-    # --iterations travels inside the extra train.py flags (or is the default).
-    extra = shlex.join(["--", *args.extra]) if args.extra else ""
-    submitted = {j.index for j in todo}
-    lines = ["#!/bin/bash",
-             f"#SBATCH --job-name={args.job_name}",
-             f"#SBATCH --array={array_spec([j.index for j in todo])}",
-             f"#SBATCH --output={os.path.join(args.out, 'slurm', '%A_%a.log')}"]
-    if args.gres != "none":
-        lines.append(f"#SBATCH --gres={args.gres}")
-    if args.partition:
-        lines.append(f"#SBATCH --partition={args.partition}")
-    lines.append("# Task index -> (scene, variant); each task runs train.py, render.py, "
-                 "metrics.py:")
-    for j in jobs:
-        mark = "" if j.index in submitted else "   (finished, not submitted)"
-        lines.append(f"#   {j.index}: {j.name}{mark}")
-        for _, argv in j.commands:
-            lines.append(f"#       {shlex.join(argv)}")
-    lines += ["set -euo pipefail",
-              f"cd {shlex.quote(ROOT)}",
-              f'exec {shlex.join(runner)} --task "$SLURM_ARRAY_TASK_ID" {extra}'.rstrip(),
-              ""]
-    return "\n".join(lines)
-
-
-def submit_slurm(jobs, todo, args) -> int:
-    if not todo:
-        print(f"{PROG}: all {len(jobs)} runs are finished; nothing to submit")
-        return 0
-    script = slurm_script(jobs, todo, args)
-    if args.dry_run:
-        print(script, end="")
-        return 0
-    path = os.path.join(args.out, "slurm", "batch.sbatch")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(script)
-    try:
-        r = subprocess.run(["sbatch", path], capture_output=True, text=True)
-    except FileNotFoundError:
-        raise UserError(f"--slurm: sbatch not found on PATH (the script is at {path}; "
-                        "--dry_run prints it)") from None
-    if r.returncode != 0:
-        raise UserError(f"--slurm: sbatch {path} failed: {(r.stderr or r.stdout).strip()}")
-    print(f"{r.stdout.strip()}: {len(todo)} tasks, script {path}, logs in "
-          f"{os.path.join(args.out, 'slurm')}")
-    return 0
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of usage + message
         raise UserError(message)
@@ -320,9 +262,7 @@ def parse_args(argv: list):
     ap.add_argument("--gpus", default="", help="comma-separated GPU ids: one run per GPU at a time")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time without --gpus")
     ap.add_argument("--slurm", action="store_true", help="submit one SLURM array job instead")
-    ap.add_argument("--partition", default="", help="SLURM partition")
-    ap.add_argument("--gres", default="gpu:1", help="SLURM --gres of each task ('none': omit)")
-    ap.add_argument("--job_name", default="mipnerf360", help="SLURM job name")
+    add_slurm_flags(ap)
     ap.add_argument("--dry_run", action="store_true",
                     help="print the commands (or the sbatch script) and run nothing")
     ap.add_argument("--task", type=int, default=None, help=argparse.SUPPRESS)  # one SLURM task
@@ -363,10 +303,18 @@ def check_args(args):
         raise UserError("--jobs and --gpus exclude each other (--gpus runs one job per GPU)")
     if args.iterations < 1:
         raise UserError("--iterations (after --) must be at least 1")
-    if args.partition and not args.slurm:
-        raise UserError("--partition needs --slurm")
+    check_flags(args)
     if args.slurm and (args.gpus or args.jobs != 1):
         raise UserError("--slurm schedules the runs itself: drop --gpus / --jobs")
+
+
+def task_env(environ) -> dict:
+    """The commands' environment: a SLURM task's CPU count bounds torch's threads."""
+    env = dict(environ)
+    cpus = env.get("SLURM_CPUS_PER_TASK", "")
+    if cpus.isdigit() and int(cpus) > 0 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = cpus
+    return env
 
 
 def dry_run_local(jobs, slots):
@@ -391,8 +339,8 @@ def main(argv: list) -> int:
                 raise UserError(f"--task {args.task} is outside 0..{len(jobs) - 1}")
             jobs = [jobs[args.task]]
         if args.slurm:
-            return submit_slurm(jobs, [j for j in jobs if not is_finished(j)], args)
-    except UserError as e:
+            return submit(jobs, [j for j in jobs if not is_finished(j)], args, PROG)
+    except (UserError, SlurmError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     slots = args.gpus or [None] * args.jobs
@@ -402,7 +350,7 @@ def main(argv: list) -> int:
     total = len(build_jobs(args)) if args.task is not None else len(jobs)
     t0 = time.perf_counter()
     try:
-        counts = run_local(jobs, slots, dict(os.environ), total)
+        counts = run_local(jobs, slots, task_env(os.environ), total)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

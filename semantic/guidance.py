@@ -124,7 +124,6 @@ class SemanticGuidance:
                 "region_min_priority": self.args.region_min_priority,
                 "capture_focus": None if self.focus is None else
                 [round(float(v), 4) for v in self.focus]}
-        os.makedirs(os.path.join(model_path, "regions"), exist_ok=True)
         atomic_write_json(os.path.join(model_path, "regions", "schedule.json"), data)
 
     def __call__(self, trainer, iteration: int):

@@ -36,7 +36,6 @@ def draw_boxes(image: np.ndarray, boxes, labels) -> np.ndarray:
 
 
 def save_view_images(folder: str, obs, result):
-    os.makedirs(folder, exist_ok=True)
     stem = os.path.join(folder, obs.name)
     render = to_uint8(obs.render)
     _save_png(render, stem + "_render.png")
@@ -51,5 +50,4 @@ def save_view_images(folder: str, obs, result):
 
 
 def write_record(folder: str, record: dict):
-    os.makedirs(folder, exist_ok=True)
     atomic_write_json(os.path.join(folder, "regions.json"), record)

@@ -205,6 +205,26 @@ def test_sigkill_mid_round_then_resume_loses_nothing(trained, straight, tmp_path
     assert its == list(range(1, 2 * int(ITERS) + 1))  # the killed round's rows were dropped
 
 
+def test_sigkill_during_a_round_checkpoint_write_then_resume(trained, straight, tmp_path):
+    """Killed while model_round_002.pt is half written: resume removes the temporary file
+    (.tmp_*model_round_002.pt) and ends where the uninterrupted run did."""
+    import glob
+    from tests.test_kill_resume import kill_during_save
+    out = str(tmp_path / "killed")
+    kill_during_save("edit", "model_round_002.pt", str(tmp_path / "writing"),
+                     ["-m", trained, "--output", out, *RECOLOR, "--rounds", "2",
+                      "--round_iters", ITERS, "--roi_box", BOX, "--quiet"])
+    assert glob.glob(os.path.join(out, "checkpoints", ".tmp_*model_round_002.pt"))
+    state = edit(["-m", trained, "--output", out, "--resume"])
+    assert state["completed_rounds"] == 2
+    assert glob.glob(os.path.join(out, "**", ".tmp_*"), recursive=True) == []
+    assert_same_params(os.path.join(straight, "checkpoints", "model_latest.pt"),
+                       os.path.join(out, "checkpoints", "model_latest.pt"))
+    its = [int(r[0]) for r in (line.split(",") for line in
+                                open(os.path.join(out, "training_log.csv")).read().split()[1:])]
+    assert its == list(range(1, 2 * int(ITERS) + 1))
+
+
 def test_locality_of_a_boxed_deterministic_edit(straight):
     """The deterministic recolor confined to a RoI box: the rest of the scene stays put while
     the RoI moves towards the target."""

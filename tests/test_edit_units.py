@@ -60,7 +60,7 @@ def test_yaml_unknown_key_and_bad_value(tmp_path):
     with pytest.raises(UserError, match="unknown key 'roundz'"):
         _cfg(["-m", "m", "--config", str(f)])
     f.write_text("instruction: x\nrounds: many\n")
-    with pytest.raises(UserError, match="'rounds' has an invalid value"):
+    with pytest.raises(UserError, match="'rounds' must be an integer"):  # its declared range
         _cfg(["-m", "m", "--config", str(f)])
 
 

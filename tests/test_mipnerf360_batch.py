@@ -141,13 +141,13 @@ def test_slurm_dry_run_is_a_valid_array_script(data, batches, tmp_path):
     script = tmp_path / "job.sbatch"
     script.write_text(r.stdout)
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
-    assert "#SBATCH --array=0-3\n" in r.stdout and "#SBATCH --partition=debug\n" in r.stdout
+    assert '#SBATCH --array="0-3"\n' in r.stdout and '#SBATCH --partition="debug"\n' in r.stdout
     assert r.stdout.count("train.py -s ") == 4
     assert not (tmp_path / "fresh").exists()  # a dry run writes nothing
     # Finished runs are left out of the array; a task runs the same runner as a local batch.
     r = batch("--data", data, "--out", batches["out"], "--scenes", "fern lego",
               "--variants", "fastgs 3dgs", "--slurm", "--dry_run", "--gres", "none", *TINY)
-    assert "#SBATCH --array=1,3\n" in r.stdout and "--gres" not in r.stdout
+    assert '#SBATCH --array="1,3"\n' in r.stdout and "--gres" not in r.stdout
     script.write_text(r.stdout)
     task = subprocess.run(["bash", str(script)], env=dict(os.environ, SLURM_ARRAY_TASK_ID="0"),
                           capture_output=True, text=True, timeout=120)
@@ -214,3 +214,94 @@ def test_array_spec():
     assert br.array_spec([0, 1, 2, 3]) == "0-3"
     assert br.array_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
     assert br.array_spec([4]) == "4"
+
+
+# ------------------------------------------------------------------ SLURM submission (fake sbatch)
+
+FAKE_SBATCH = """#!/bin/bash
+# Records each submission; checks every #SBATCH line is one option with one (quoted) value, as
+# sbatch reads it; fails like sbatch on a GPU-less cluster when FAKE_NO_GPUS is set.
+script="${@: -1}"
+echo "$@" >> "$SBATCH_CALLS"
+python3 - "$script" <<'PY' || exit 1
+import shlex, sys
+for line in open(sys.argv[1]):
+    if line.startswith("#SBATCH "):
+        words = shlex.split(line[len("#SBATCH "):])
+        assert len(words) == 1 and words[0].startswith("--") and "=" in words[0], line
+PY
+if [ -n "${FAKE_NO_GPUS:-}" ] && grep -q -- "--gres" "$script"; then
+  echo "sbatch: error: Invalid generic resource (gres) specification" >&2; exit 1
+fi
+n=$(wc -l < "$SBATCH_CALLS"); echo "$((4000 + n))"
+"""
+
+
+@pytest.fixture
+def fake_slurm(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH)
+    (bin_dir / "sbatch").chmod(0o755)
+    data = tmp_path / "my data"
+    (data / "fern").mkdir(parents=True)
+    (data / "lego").mkdir()
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+               SBATCH_CALLS=str(tmp_path / "calls"), PYTHON=sys.executable)
+
+    def submit(*args, **extra_env):
+        return subprocess.run(["bash", SCRIPT, "--data", data, *map(str, args)], cwd=REPO,
+                              env=dict(env, **extra_env), capture_output=True, text=True,
+                              timeout=120)
+    return submit, tmp_path
+
+
+def test_slurm_out_with_spaces_new_flags_and_one_script_per_submission(fake_slurm):
+    submit, tmp = fake_slurm
+    out = tmp / "runs with space" / "ablation 1"
+    flags = ["--out", out, "--scenes", "fern lego", "--variants", "fastgs", "--slurm",
+             "--partition", "my part", "--job_name", "abl 1", "--account", "proj-7",
+             "--cpus_per_task", "8", "--time", "12:00:00", "--mem", "32G", *TINY]
+    for n in (1, 2):
+        r = submit(*flags)
+        assert r.returncode == 0, r.stderr
+        assert f"Submitted batch job {4000 + n}" in r.stdout
+    scripts = sorted(os.listdir(out / "slurm"))
+    assert scripts == ["batch_4001.sbatch", "batch_4002.sbatch"]  # none overwritten
+    text = (out / "slurm" / "batch_4001.sbatch").read_text()
+    for line in ('#SBATCH --job-name="abl 1"', '#SBATCH --partition="my part"',
+                 f'#SBATCH --output="{out}/slurm/%A_%a.log"', '#SBATCH --account="proj-7"',
+                 '#SBATCH --cpus-per-task="8"', '#SBATCH --time="12:00:00"',
+                 '#SBATCH --mem="32G"', '#SBATCH --gres="gpu:1"', '#SBATCH --array="0-1"'):
+        assert line + "\n" in text, line
+    assert subprocess.run(["bash", "-n", str(out / "slurm" / "batch_4001.sbatch")]).returncode == 0
+
+
+def test_slurm_without_gpus_says_to_pass_gres_none(fake_slurm):
+    submit, tmp = fake_slurm
+    args = ["--out", tmp / "o", "--scenes", "fern", "--variants", "fastgs", "--slurm", *TINY]
+    r = submit(*args, FAKE_NO_GPUS="1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "gres" in r.stderr and "--gres none" in r.stderr
+    r = submit(*args[:-len(TINY)], "--gres", "none", *TINY, FAKE_NO_GPUS="1")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("flags, name", [
+    (["--cpus_per_task", "4"], "--cpus_per_task needs --slurm"),
+    (["--mem", "8G"], "--mem needs --slurm"),
+    (["--slurm", "--cpus_per_task", "0"], "--cpus_per_task"),
+    (["--slurm", "--job_name", 'a"b'], "--job_name"),
+])
+def test_bad_slurm_flags_are_one_line(fake_slurm, flags, name):
+    submit, tmp = fake_slurm
+    r = submit("--out", tmp / "o", "--scenes", "fern", *flags)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and name in r.stderr, r.stderr
+
+
+def test_slurm_task_threads_follow_cpus_per_task():
+    br = _runner()
+    assert br.task_env({"SLURM_CPUS_PER_TASK": "6"})["OMP_NUM_THREADS"] == "6"
+    assert br.task_env({"SLURM_CPUS_PER_TASK": "6", "OMP_NUM_THREADS": "2"})[
+        "OMP_NUM_THREADS"] == "2"  # a user's own setting wins
+    assert "OMP_NUM_THREADS" not in br.task_env({})

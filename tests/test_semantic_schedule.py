@@ -3,13 +3,13 @@ from argparse import ArgumentParser, Namespace
 
 import pytest
 
-from arguments import SemanticParams, check_semantic_args
+from arguments import CliParser, SemanticParams, check_semantic_args
 from semantic.schedule import PhaseSchedule, resolve_caps, resolve_phase_defaults
 from utils.errors import UserError
 
 
 def semantic_args(argv=(), iterations=20_000):
-    parser = ArgumentParser()
+    parser = CliParser()  # range errors are UserErrors, as in the CLIs
     SemanticParams(parser)
     args = parser.parse_args(list(argv))
     args.iterations = iterations
@@ -144,7 +144,7 @@ def test_caps_scale_with_image_area_never_up():
     (["--completion_alpha", "-1"], "--completion_alpha"),
 ])
 def test_bad_semantic_flags_name_the_flag(argv, flag):
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError) as e:  # from the flag's declared range or the check
         check_semantic_args(semantic_args(argv))
     assert flag in str(e.value) and "\n" not in str(e.value)
 

@@ -17,6 +17,9 @@ def _target_size(orig_w, orig_h, resolution, resolution_scale):
     width; -1 (auto) caps the width at 1600 px."""
     global WARNED
     if resolution in (1, 2, 4, 8):
+        if min(orig_w, orig_h) < resolution_scale * resolution:
+            raise UserError(f"-r/--resolution {resolution} leaves less than 1 px of a "
+                            f"{orig_w}x{orig_h} image")
         return (max(1, round(orig_w / (resolution_scale * resolution))),
                 max(1, round(orig_h / (resolution_scale * resolution))))
     if resolution == -1:
@@ -28,6 +31,9 @@ def _target_size(orig_w, orig_h, resolution, resolution_scale):
                 WARNED = True
             global_down = orig_w / 1600
     elif resolution > 0:
+        if resolution > orig_w:  # upsampling photos only costs memory (-r 100000: gigabytes)
+            raise UserError(f"-r/--resolution {resolution} is wider than the {orig_w} px wide "
+                            "images: give at most their width, or 1, 2, 4, 8")
         global_down = orig_w / resolution
     else:
         raise UserError(f"--resolution must be 1, 2, 4, 8, a target width in pixels, or -1 "

@@ -5,7 +5,7 @@ from argparse import ArgumentParser, Namespace
 
 from arguments import (DensificationParams, ModelParams, OptimizationParams, PipelineParams,
                        SemanticParams, check_args)
-from utils.errors import user_errors_exit
+from utils.errors import UserError, user_errors_exit
 from utils.io_utils import atomic_write_text, ensure_writable_dir
 
 
@@ -20,7 +20,19 @@ def build_parser():
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--no_tensorboard", action="store_true",
                         help="do not log to TensorBoard even when it is installed")
+    add_viewer_args(parser)
     return parser, groups
+
+
+def add_viewer_args(parser):
+    v = parser.add_argument_group("Browser viewer (viser)")
+    v.add_argument("--viewer", action="store_true",
+                   help="watch the run in the browser (viewer/live.py)")
+    v.add_argument("--viewer_port", type=int, default=8080)
+    v.add_argument("--viewer_host", default="127.0.0.1",
+                   help="the only address the viewer listens on")
+    v.add_argument("--viewer_refresh", type=float, default=2.0,
+                   help="seconds between splat updates in the browser")
 
 
 def main(argv=None):
@@ -36,6 +48,13 @@ def main(argv=None):
         resolve_phase_defaults(args)
         if not args.model_path:
             args.model_path = default_model_path()
+        live = None
+        if args.viewer:  # first: a taken port costs no time
+            if args.viewer_refresh <= 0:
+                raise UserError(f"--viewer_refresh {args.viewer_refresh}: must be > 0")
+            from viewer.live import LiveViewer
+            live = LiveViewer(args.viewer_host, args.viewer_port, args.viewer_refresh,
+                              quiet=args.quiet)
         ensure_writable_dir(args.model_path)
         if not args.quiet:
             print(f"Output folder: {args.model_path}")
@@ -53,7 +72,13 @@ def main(argv=None):
                           dp.extract(args), cfg, tb)
         if proposer is not None:
             SemanticGuidance(args, proposer).attach(trainer)
-        seconds = trainer.train()
+        if live is not None:
+            live.attach(trainer)
+        try:
+            seconds = trainer.train()
+        finally:
+            if live is not None:
+                live.close()
         if not args.quiet:
             print(f"\nTraining complete in {seconds:.1f} s: {trainer.gaussians.num_points} "
                   f"Gaussians, saved to {args.model_path}")

@@ -63,6 +63,8 @@ class LiveViewer:
         self._stop.set()
         self._wake.set()
         self.pause_requested = False
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
         self.server.stop()
 
     # -- the per-iteration hook: must stay cheap -----------------------------------------

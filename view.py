@@ -25,7 +25,7 @@ def build_parser():
                    help="address to listen on (only this one; 0.0.0.0 = every interface)")
     p.add_argument("--max_splats", type=int, default=None,
                    help="send at most this many Gaussians to the browser, the most opaque and "
-                        "largest (default 1000000; 0 = all)")
+                        "largest (default 500000; 0 = all)")
     p.add_argument("--quiet", action="store_true")
     return p
 

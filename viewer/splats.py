@@ -15,7 +15,7 @@ import torch
 from utils.general_utils import build_scaling_rotation
 
 SH_C0 = 0.28209479177387814
-DEFAULT_MAX_SPLATS = 1_000_000
+DEFAULT_MAX_SPLATS = 500_000
 
 
 @dataclass

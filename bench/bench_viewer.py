@@ -76,7 +76,6 @@ def bench_open(args):
                     raise SystemExit("the model never showed within 180 s")
                 time.sleep(0.2)
             t_shown = time.perf_counter() - t0
-            page.screenshot(path=os.path.join(tmp, "open.png"))
             v.server.stop()
             browser.close()
         print(f"open: {args.n:,} Gaussians ({size / 2**20:.0f} MiB PLY), "

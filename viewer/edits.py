@@ -95,8 +95,7 @@ class EditLayer:
         g = self.run.gaussians(r)
         arrays = model_splats(g, self.max_splats)
         self.base.set_gaussians(g, arrays)
-        for h in self.handles:
-            h.remove()
+        self.base.forget(self.handles)
         self.handles = []
         self.highlighted = 0
         weights = self.run.roi_weights(r)

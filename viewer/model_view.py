@@ -111,6 +111,14 @@ class ModelView:
             return
         self.on_view(i, event.client)
 
+    def forget(self, handles: list):
+        """Remove a layer's scene nodes (and their frustums from the fly-to bookkeeping)."""
+        gone = set(map(id, handles))
+        self.posed = [(h, v) for h, v in self.posed if id(h) not in gone]
+        self.hidden = [h for h in self.hidden if id(h) not in gone]
+        for h in handles:
+            h.remove()
+
     def fly(self, client, spec: ViewSpec):
         """Fly to a view, hiding the frustums at its pose (their photos would fill the
         viewport) and showing again those hidden for the last one."""

@@ -141,8 +141,7 @@ class RegionsView:
         if not 0 <= k < len(self.analyses):
             return
         a = self.analyses[k]
-        for h in self.handles:
-            h.remove()
+        self.base.forget(self.handles)
         self.handles = []
         specs = []
         for view in a.record["views"]:

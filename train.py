@@ -5,7 +5,7 @@ from argparse import Namespace
 
 from arguments import (CliParser, DensificationParams, ModelParams, OptimizationParams,
                        PipelineParams, SemanticParams, check_args)
-from arguments.ranges import iteration_list_entry
+from arguments.ranges import Float, Int, iteration_list_entry
 from utils.errors import user_errors_exit
 from utils.io_utils import atomic_write_text, ensure_writable_dir
 
@@ -24,7 +24,19 @@ def build_parser():
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--no_tensorboard", action="store_true",
                         help="do not log to TensorBoard even when it is installed")
+    add_viewer_args(parser)
     return parser, groups
+
+
+def add_viewer_args(parser):
+    v = parser.add_argument_group("Browser viewer (viser)")
+    v.add_argument("--viewer", action="store_true",
+                   help="watch the run in the browser (viewer/live.py)")
+    v.add_argument("--viewer_port", type=Int(1, 65535), default=8080)
+    v.add_argument("--viewer_host", default="127.0.0.1",
+                   help="the only address the viewer listens on")
+    v.add_argument("--viewer_refresh", type=Float(0.1, 3600.0), default=2.0,
+                   help="seconds between splat updates in the browser")
 
 
 def main(argv=None):
@@ -40,6 +52,11 @@ def main(argv=None):
         resolve_phase_defaults(args)
         if not args.model_path:
             args.model_path = default_model_path()
+        live = None
+        if args.viewer:  # first: a taken port costs no time
+            from viewer.live import LiveViewer
+            live = LiveViewer(args.viewer_host, args.viewer_port, args.viewer_refresh,
+                              quiet=args.quiet)
         ensure_writable_dir(args.model_path)
         if not args.quiet:
             print(f"Output folder: {args.model_path}")
@@ -58,7 +75,13 @@ def main(argv=None):
                           dp.extract(args), cfg, tb)
         if proposer is not None:
             SemanticGuidance(args, proposer).attach(trainer)
-        seconds = trainer.train()
+        if live is not None:
+            live.attach(trainer)
+        try:
+            seconds = trainer.train()
+        finally:
+            if live is not None:
+                live.close()
         if not args.quiet:
             print(f"\nTraining complete in {seconds:.1f} s: {trainer.gaussians.num_points} "
                   f"Gaussians, saved to {args.model_path}")

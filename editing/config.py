@@ -45,14 +45,8 @@ def build_parser() -> ArgumentParser:
     a.add_argument("--from_round", type=Int(0, 10_000), default=None,
                    help="restart from round K's snapshot (0 = the trained model); later "
                         "rounds are discarded")
-<<<<<<< HEAD
     a.add_argument("--seed", type=Int(0, SEED_MAX), default=0,
                    help="seeds everything; each round and view derives its own seed from it")
-=======
-    # Round seeds add 1000 per round (round_seed) and must stay below 2**32.
-    a.add_argument("--seed", type=Int(0, (1 << 31) - 1), default=0, help="seeds everything; each round and "
-                   "view derives its own seed from it")
->>>>>>> robust
     a.add_argument("--device", default=None, help="cpu, cuda or auto (default: the model's)")
     a.add_argument("--backend", default=None, help="rasterizer (default: the model's)")
     a.add_argument("--quiet", action="store_true")

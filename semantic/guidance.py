@@ -170,14 +170,18 @@ class SemanticGuidance:
 
         per_view = []
         until = iteration + self.schedule.prune_protection
-        for view, pkg, obs, res in zip(views, pkgs, observations, results):
+        new_rows = visualize.AddedGaussians(g)
+        for vi, (view, pkg, obs, res) in enumerate(zip(views, pkgs, observations, results)):
             seeded = self.seed(strategy, g, view, obs, res.mask, phase, trainer, until)
             if seeded:  # the view changed: grow from what it shows now
+                new_rows.note("seeded", vi, g.num_points - seeded)
                 pkg = render(view, g, pipe, bg)
             added = self.grow(strategy, g, view, pkg, res.mask, phase.max_points - seeded, ctx,
                               self.args.region_min_priority, until,
-                              self.spawn_opacity(phase), spawn_first=self.fills_holes(phase))
-            per_view.append(dict(res.summary(), seeded=seeded, **added))
+                              self.spawn_opacity(phase), spawn_first=self.fills_holes(phase),
+                              on_added=lambda mode, first, vi=vi: new_rows.note(mode, vi, first))
+            per_view.append(dict(res.summary(), seeded=seeded, camera=visualize.view_pose(view),
+                                 **added))
         record = {"iteration": iteration, "phase": phase.name, "views": per_view,
                   "gaussians_before": n0, "gaussians_after": g.num_points,
                   "densified": sum(v["densified"] for v in per_view),
@@ -189,6 +193,7 @@ class SemanticGuidance:
         if self.args.save_region_vis:
             for obs, res in zip(observations, results):
                 visualize.save_view_images(folder, obs, res)
+        new_rows.save(folder)
         visualize.write_record(folder, record)
         self.records.append(record)
         if not trainer.cfg.quiet:
@@ -245,11 +250,14 @@ class SemanticGuidance:
     @staticmethod
     def grow(strategy, model, view, pkg, mask: np.ndarray, budget: int, ctx,
              min_priority: float = 0.0, protect_until: int = 0,
-             spawn_opacity: float = SPAWN_OPACITY, spawn_first: bool = False) -> dict:
+             spawn_opacity: float = SPAWN_OPACITY, spawn_first: bool = False,
+             on_added=None) -> dict:
         """Densify the covered part of the mask and spawn in its empty part, `budget` in all.
         The budget is shared in proportion to the two parts' areas, or with spawn_first the
         empty part takes what it needs first (spawning at most one Gaussian per
-        PIXELS_PER_SPAWN empty pixels); what one part leaves goes to the other."""
+        PIXELS_PER_SPAWN empty pixels); what one part leaves goes to the other.
+        on_added(mode, first_row) hears of the rows each step adds (see add_regions)."""
+        hear = {} if on_added is None else {"on_added": on_added}
         mask_t = torch.as_tensor(mask, dtype=torch.bool)
         empty = (pkg["alpha"][0] < ALPHA_SOLID).cpu()
         spawn_mask, dense_mask = mask_t & empty, mask_t & ~empty
@@ -263,12 +271,14 @@ class SemanticGuidance:
         if bool(dense_mask.any()):
             out["densified"] = strategy.add_regions(model, [view], [dense_mask],
                                                     budget - spawn_share, "densify", ctx,
-                                                    min_priority, protect_until)["densified"]
+                                                    min_priority, protect_until,
+                                                    **hear)["densified"]
         spawn_budget = min(spawn_cap, budget - out["densified"])
         if spawn_budget > 0:
             out["spawned"] = strategy.add_regions(model, [view], [spawn_mask], spawn_budget,
                                                   "spawn", ctx, protect_until=protect_until,
-                                                  spawn_opacity=spawn_opacity)["spawned"]
+                                                  spawn_opacity=spawn_opacity,
+                                                  **hear)["spawned"]
         return out
 
     def focus_depth(self, view) -> Optional[float]:

@@ -68,6 +68,33 @@ def test_records_follow_the_schedule(guided_run):
                 == rec["densified"] + rec["spawned"] + rec["seeded"] - rec["pruned"])
 
 
+def test_records_say_where_new_gaussians_were_born_and_from_which_camera(guided_run):
+    """added.npz and each view's camera, for the viewer (view.py) to highlight in 3D."""
+    from semantic.visualize import ADDED_KINDS
+    kinds_seen = set()
+    for f in glob.glob(os.path.join(guided_run, "regions", "iter_*", "regions.json")):
+        rec = json.load(open(f))
+        if rec["phase"] == "refine":
+            continue
+        z = np.load(os.path.join(os.path.dirname(f), "added.npz"))
+        xyz, kind, view = z["xyz"], z["kind"], z["view"]
+        assert xyz.shape == (len(kind), 3) and np.isfinite(xyz).all()
+        assert set(view.tolist()) <= set(range(len(rec["views"])))
+        for i, v in enumerate(rec["views"]):
+            mine = kind[view == i]
+            # spawns and seeds append one row each; a split replaces its parent by two rows
+            assert (mine == ADDED_KINDS.index("spawn")).sum() == v["spawned"]
+            assert (mine == ADDED_KINDS.index("seeded")).sum() == v["seeded"]
+            n_densify = int((mine == ADDED_KINDS.index("densify")).sum())
+            assert v["densified"] <= n_densify <= 2 * v["densified"]
+            cam = v["camera"]
+            assert np.allclose(np.asarray(cam["R"]) @ np.asarray(cam["R"]).T, np.eye(3),
+                               atol=1e-5)
+            assert cam["width"] == 64 and cam["height"] == 48 and 0 < cam["fovy"] < math.pi
+        kinds_seen |= set(kind.tolist())
+    assert kinds_seen >= {0}  # at least densification happened somewhere
+
+
 def test_per_view_caps_hold_and_guidance_added_gaussians(guided_run):
     added = 0
     for f in glob.glob(os.path.join(guided_run, "regions", "iter_*", "regions.json")):

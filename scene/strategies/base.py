@@ -63,13 +63,14 @@ class Strategy:
     # -- region hooks (semantic guidance, editing) ----------------------------------------
     def add_regions(self, model, views, masks, budget, mode: str = "both",
                     context: Optional[dict] = None, min_priority: float = 0.0,
-                    protect_until: int = 0, spawn_opacity: float = regions.SPAWN_OPACITY
-                    ) -> dict:
+                    protect_until: int = 0, spawn_opacity: float = regions.SPAWN_OPACITY,
+                    on_added=None) -> dict:
         """Densify / spawn Gaussians inside per-view (H,W) bool masks, at most `budget` new
         Gaussians per view and never past max_gaussians; `protect_until` > 0 keeps them from
-        final pruning until that iteration. See scene/strategies/regions.py."""
+        final pruning until that iteration; on_added(mode, first_row) hears of each step's new
+        rows. See scene/strategies/regions.py."""
         return regions.add_regions(self, model, views, masks, budget, mode, context,
-                                   min_priority, protect_until, spawn_opacity)
+                                   min_priority, protect_until, spawn_opacity, on_added)
 
     # -- per-Gaussian prune protection (semantic guidance) ---------------------------------
     def _protection(self, model) -> Optional[torch.Tensor]:

@@ -153,7 +153,8 @@ def spawn_pixels(strategy, model, view, xs, ys, z, rgb, spacing: float,
 def add_regions(strategy, model, views: Sequence, masks: Sequence,
                 budget: Union[int, Sequence[int]], mode: str = "both",
                 context: Optional[dict] = None, min_priority: float = 0.0,
-                protect_until: int = 0, spawn_opacity: float = SPAWN_OPACITY) -> dict:
+                protect_until: int = 0, spawn_opacity: float = SPAWN_OPACITY,
+                on_added=None) -> dict:
     """Densify and/or spawn inside each view's mask; returns {"densified": n, "spawned": m}.
 
     budget: new Gaussians allowed per view (an int for all views, or one per view). In "both"
@@ -165,6 +166,8 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
     protect_until: > 0 keeps what is added from the strategy's final pruning until then.
     spawn_opacity: opacity of spawned Gaussians (0.1, as fresh points, unless no photo will
     train them: semantic guidance fills novel-view holes more opaquely).
+    on_added: called as on_added(mode, first_row) right after a step adds Gaussians, when
+    rows [first_row, model.num_points) are the ones it added (the viewer shows them).
     """
     if mode not in MODES:
         raise ValueError(f"add_regions: mode must be one of {MODES}, got {mode!r}")
@@ -192,9 +195,14 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
                                             pkg["accum_metric_counts"], want_densify,
                                             min_priority)
         total["densified"] += done
+        if done and on_added is not None:
+            on_added("densify", first_new)
         if mode != "densify":
-            total["spawned"] += spawn_in_region(strategy, model, view, mask, pkg, b - done,
-                                                spawn_opacity)
+            first_spawn = model.num_points
+            spawned = spawn_in_region(strategy, model, view, mask, pkg, b - done, spawn_opacity)
+            total["spawned"] += spawned
+            if spawned and on_added is not None:
+                on_added("spawn", first_spawn)
         if protect_until > 0 and model.num_points > first_new:
             strategy.protect(model, first_new, protect_until)
     return total

@@ -11,9 +11,9 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
-for try in 1 2; do
-  if timeout 600 apt-get update -qq >/dev/null && \
-     timeout 900 apt-get install -y -qq chromium >/dev/null; then
+for try in 1; do
+  if timeout 300 apt-get update -qq >/dev/null && \
+     timeout 420 apt-get install -y -qq chromium >/dev/null; then
     echo "Installed $(chromium --version 2>/dev/null | head -1)"
     exit 0
   fi

@@ -112,7 +112,7 @@ def test_view_cli_bad_inputs_are_one_line(tmp_path, capsys):
     import view
     for argv, want in ((["-m", str(tmp_path / "missing")], "no such folder"),
                        (["-m", str(tmp_path)], "neither a train.py output folder"),
-                       (["-m", str(tmp_path), "--max_splats", "-1"], "--max_splats -1")):
+                       (["-m", str(tmp_path), "--max_splats", "-1"], "--max_splats: must be an integer in [0,")):
         with pytest.raises(SystemExit) as e:
             view.main(argv)
         assert e.value.code == 2

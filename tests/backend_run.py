@@ -27,3 +27,31 @@ def run(rasterize, device, settings_kw, inputs, metric_map):
     return dict(color=out.color.detach().cpu().double(), depth=out.depth.detach().cpu().double(),
                 alpha=out.alpha.detach().cpu().double(), radii=out.radii.cpu().long(),
                 counts=out.accum_metric_counts.cpu().long(), grads=grads)
+
+
+def fit(rasterize, device, steps=60, W=48, H=36, n=150):
+    """A short optimisation through `rasterize`: n random Gaussians fitted with Adam to the image
+    of another random scene (rendered by the PyTorch backend); returns the L1 loss per step."""
+    from gaussian_renderer import torch_backend
+    from tests.raster_cases import random_gaussians
+    s = look_at_settings(W=W, H=H, device=device)
+    with torch.no_grad():
+        t = random_gaussians(120, seed=100)
+        target = torch_backend.rasterize(look_at_settings(W=W, H=H), means2D=torch.zeros(120, 4),
+                                         **t).color.to(device)
+    g = random_gaussians(n, seed=101)
+    params = [g["means3D"], g["scales"].log(), g["rotations"], torch.logit(g["opacities"]), g["shs"]]
+    params = [p.clone().to(device).requires_grad_(True) for p in params]
+    opt = torch.optim.Adam(params, lr=0.01)
+    losses = []
+    for _ in range(steps):
+        means, log_s, q, logit_o, shs = params
+        out = rasterize(s, means3D=means, means2D=torch.zeros(n, 4, device=device, requires_grad=True),
+                        opacities=torch.sigmoid(logit_o), shs=shs, scales=log_s.exp(),
+                        rotations=q / q.norm(dim=1, keepdim=True))
+        loss = (out.color - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses

@@ -35,3 +35,34 @@ def dist_cuda2(points: torch.Tensor) -> torch.Tensor:
     install()
     from simple_knn._C import distCUDA2
     return distCUDA2(points)
+
+
+_SELFTEST_ARGS = {  # extern "C" signatures of selftest.cu: p = pointer, i = int, z = size_t
+    "emu_copy": "ppii", "emu_rotate": "pppi", "emu_warp": "ppi", "emu_atomic": "pppi",
+    "emu_stuck": "p", "emu_geometry": "p", "emu_bad_launch": "p", "emu_sort": "ppppiiipz",
+    "emu_scan": "pppipz",
+}
+
+
+def selftest(function, *args):
+    """Calls one extern "C" entry of selftest.cu; tensors are passed as device pointers and
+    returned afterwards (in place), with the function's int result first."""
+    import ctypes
+    lib = ctypes.CDLL(str(build.build_selftest()))
+    kinds = _SELFTEST_ARGS[function]
+    conv = {"p": ctypes.c_void_p, "i": ctypes.c_int, "z": ctypes.c_size_t}
+    fn = getattr(lib, function)
+    fn.argtypes = [conv[k] for k in kinds]
+    fn.restype = ctypes.c_int
+    raw = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args]
+    rc = fn(*raw)
+    return (rc, *[a for a in args if isinstance(a, torch.Tensor)])
+
+
+def fit_cuda(**kw):
+    """backend_run.fit through the CUDA backend on the emulated kernels."""
+    install()
+    from gaussian_renderer import cuda_backend
+    from tests.backend_run import fit
+    cuda_backend._extension.cache_clear()
+    return fit(cuda_backend.rasterize, "cpu", **kw)

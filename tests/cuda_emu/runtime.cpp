@@ -22,7 +22,9 @@
 
 #include "cuda_emu.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(CUDA_EMU_ASAN)
+// set by the build: the kernels are instrumented, this file is not
+#elif defined(__SANITIZE_ADDRESS__)
 #define CUDA_EMU_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)

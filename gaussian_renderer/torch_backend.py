@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 
 from gaussian_renderer import pair_kernels as pk
-from gaussian_renderer.settings import RasterOutput, RasterSettings
+from gaussian_renderer.settings import RasterOutput, RasterSettings, frustum_limits
 from utils.sh_utils import eval_sh
 
 ALPHA_MIN = pk.ALPHA_MIN
@@ -102,9 +102,9 @@ def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scal
     fx = W / (2.0 * s.tanfovx)
     fy = H / (2.0 * s.tanfovy)
     tz = p_view[:, 2]
-    limx, limy = 1.3 * s.tanfovx, 1.3 * s.tanfovy
-    tx = torch.clamp(p_view[:, 0] / tz, -limx, limx) * tz
-    ty = torch.clamp(p_view[:, 1] / tz, -limy, limy) * tz
+    x0, x1, y0, y1 = frustum_limits(s)
+    tx = torch.clamp(p_view[:, 0] / tz, x0, x1) * tz
+    ty = torch.clamp(p_view[:, 1] / tz, y0, y1) * tz
     zero = torch.zeros_like(tz)
     J = torch.stack([fx / tz, zero, -fx * tx / (tz * tz),
                      zero, fy / tz, -fy * ty / (tz * tz)], -1).reshape(-1, 2, 3)

@@ -34,14 +34,15 @@ GS_HD void gaussian_axes(const Gaussians& g, float modifier, int i, float R[9], 
   quat_to_rot(load_quat(g.rotations, i), R);
 }
 
-// T = J Wr (2x3). Also reports the clamped camera-space x, y and whether each clamp was active.
+// T = J Wr (2x3). Also reports the clamped camera-space x, y and whether each clamp was active
+// (limits: Camera::frustum, which follows an off-centre principal point).
 GS_HD void ewa_jacobian(const Frame& f, float3 t, float T[6], float& tx, float& ty,
                              float& rx, float& ry, bool& cx, bool& cy) {
   const float ux = t.x / t.z, uy = t.y / t.z;
-  rx = fminf(f.limx, fmaxf(-f.limx, ux));
-  ry = fminf(f.limy, fmaxf(-f.limy, uy));
-  cx = (ux < -f.limx || ux > f.limx);
-  cy = (uy < -f.limy || uy > f.limy);
+  rx = fminf(f.lim_x1, fmaxf(f.lim_x0, ux));
+  ry = fminf(f.lim_y1, fmaxf(f.lim_y0, uy));
+  cx = (ux < f.lim_x0 || ux > f.lim_x1);
+  cy = (uy < f.lim_y0 || uy > f.lim_y1);
   tx = rx * t.z;
   ty = ry * t.z;
   const float J00 = f.focal_x / t.z, J02 = -f.focal_x * tx / (t.z * t.z);

@@ -8,6 +8,7 @@ unmodified kernels run on the CPU through our CUDA emulation under AddressSaniti
 (tests/cuda_emu: built into build/cuda_emu on first use, about a minute of CPU), so CI executes
 them too; the training check then fits a small scene instead of a shared capture.
 """
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,7 +19,9 @@ import torch
 
 from gaussian_renderer import cuda_backend, torch_backend
 from tests.backend_run import fit, run
-from tests.raster_cases import random_gaussians, rasterizer_inputs
+from bench.bench_grad_accuracy import naive_autograd
+from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
+from tests.raster_cases import hard_cases, random_gaussians, rasterizer_inputs
 
 EMULATED = not torch.cuda.is_available()
 if EMULATED:
@@ -120,6 +123,32 @@ def test_opaque_stack_terminates_early():
 @pytest.mark.parametrize("n", [0, 1])
 def test_zero_and_one_gaussian(n):
     _parity({}, random_gaussians(n, seed=10))
+
+
+def _on_gpu(settings, **kw):
+    """cuda_backend.rasterize on CPU tensors: moved to the GPU and back, differentiably."""
+    t = lambda v: v.cuda() if isinstance(v, torch.Tensor) else v  # noqa: E731
+    s = dataclasses.replace(settings, **{f.name: t(getattr(settings, f.name))
+                                         for f in dataclasses.fields(settings)})
+    out = cuda_backend.rasterize(s, **{k: t(v) for k, v in kw.items()})
+    return type(out)(*(v.cpu() for v in out))
+
+
+@pytest.mark.parametrize("name", [c[0] for c in hard_cases()])
+def test_hard_case_gradients_match_finite_differences(name):
+    """The kernels' float32 gradients on tests/raster_cases.hard_cases against float64 central
+    differences: within 1e-3 relative, or no worse than twice plain float32 autograd where that
+    cannot reach 1e-3 (the bound of tests/test_raster_gradients.py for the other backends)."""
+    case = {c[0]: c for c in hard_cases()}[name]
+    if EMULATED:
+        got = harness.call(EMU, "hard_case_grads", name)
+    else:
+        got = analytic_grads(_on_gpu, case)
+    fd = fd_grads(case)
+    naive = analytic_grads(naive_autograd, case)
+    for k in PARAMS:
+        err, base = rel_error(got[k], fd[k]), rel_error(naive[k], fd[k])
+        assert err <= max(GRAD_RTOL, 2 * base), (k, err, base)
 
 
 def test_knn_matches_brute_force():

@@ -53,5 +53,5 @@ def fit(rasterize, device, steps=60, W=48, H=36, n=150):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses

@@ -25,7 +25,7 @@ ROOT = HERE.parents[1]
 BUILD = ROOT / "build" / "cuda_emu"
 RASTER = ROOT / "submodules" / "diff-gaussian-rasterization"
 KNN = ROOT / "submodules" / "simple-knn"
-RUNTIME = HERE / "runtime.cpp"
+RUNTIME = (HERE / "runtime.cpp", HERE / "launch.cpp")
 
 _LAUNCH = re.compile(r"\b([A-Za-z_]\w*)\s*<<<")
 ASAN_FLAGS = ["-fsanitize=address", "-fno-omit-frame-pointer"]
@@ -88,7 +88,7 @@ def _compile_kernel(src: Path, include_dirs) -> Path:
     cpp = emulated_source(src) if src.suffix == ".cu" else src
     incs = [HERE / "include", HERE, *include_dirs]
     headers = sorted(h for d in incs for h in Path(d).glob("**/*") if h.suffix in (".h", ".cuh"))
-    flags = [*(RUNTIME_CFLAGS if src == RUNTIME else CFLAGS), "-fPIC", *(f"-I{d}" for d in incs)]
+    flags = [*(RUNTIME_CFLAGS if src in RUNTIME else CFLAGS), "-fPIC", *(f"-I{d}" for d in incs)]
     obj = BUILD / "obj" / f"{cpp.stem}-{_digest([cpp, *headers], flags)}.o"
     if not obj.exists():
         obj.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def load():
         os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
     kernels = [(s, [RASTER / "cuda_rasterizer"]) for s in sorted((RASTER / "cuda_rasterizer").glob("*.cu"))]
     kernels += [(s, [KNN / "knn"]) for s in sorted((KNN / "knn").glob("*.cu"))]
-    kernels.append((RUNTIME, []))
+    kernels += [(r, []) for r in RUNTIME]
     build_dir = BUILD / "glue"
     build_dir.mkdir(parents=True, exist_ok=True)
     glue = _glue_source()
@@ -142,7 +142,7 @@ def load():
 
 def build_selftest() -> Path:
     """The emulator's own test kernels (selftest.cu) as a plain shared library for ctypes."""
-    objs = [_compile_kernel(HERE / "selftest.cu", []), _compile_kernel(RUNTIME, [])]
+    objs = [_compile_kernel(s, []) for s in (HERE / "selftest.cu", *RUNTIME)]
     lib = BUILD / "selftest" / f"libselftest-{_digest(objs, LDFLAGS)}.so"
     if not lib.exists():
         lib.parent.mkdir(parents=True, exist_ok=True)

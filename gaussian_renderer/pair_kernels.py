@@ -65,7 +65,7 @@ def _transmittance(la, cs, seg_start, log_t_min: float):
     excl = cs - la
     log_t_excl = excl - excl[seg_start]
     keep = (log_t_excl + la) >= log_t_min
-    return torch.exp(log_t_excl).to(torch.float32), keep
+    return torch.exp(log_t_excl), keep  # float64; the caller rounds to the image dtype
 
 
 def _blend_values(gid, w, color, depth):

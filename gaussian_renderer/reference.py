@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from gaussian_renderer.settings import frustum_limits
 from utils.sh_utils import eval_sh
 
 
@@ -22,9 +23,11 @@ def _rot(q):
 
 
 def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=None,
-                        scales=None, rotations=None, cov3D_precomp=None, metric_map=None):
+                        scales=None, rotations=None, cov3D_precomp=None, metric_map=None,
+                        clamp=True):
     """Returns dict(color, depth, alpha, radii, counts, delta) where `delta` (2,H*W,N) is the
-    per-pixel perturbation leaf whose .grad gives each pixel's screen-space contribution."""
+    per-pixel perturbation leaf whose .grad gives each pixel's screen-space contribution.
+    clamp=False: the EWA Jacobian at the true x/z, y/z (no frustum clamp)."""
     s = settings
     H, W = s.image_height, s.image_width
     N = means3D.shape[0]
@@ -36,6 +39,7 @@ def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=N
     xs, ys = xs.reshape(-1), ys.reshape(-1)
     delta = torch.zeros(2, H * W, max(N, 1), **f64, requires_grad=True)
 
+    lim = frustum_limits(s)
     gauss = []
     for i in range(N):
         ph = torch.cat([means3D[i].double(), torch.ones(1, **f64)])
@@ -53,9 +57,10 @@ def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=N
             R = _rot(rotations[i].double())
             S = torch.diag(s.scale_modifier * scales[i].double())
             sig = R @ S @ S @ R.T
-        lx, ly = 1.3 * s.tanfovx, 1.3 * s.tanfovy
-        tx = torch.clamp(pv[0] / pv[2], -lx, lx) * pv[2]
-        ty = torch.clamp(pv[1] / pv[2], -ly, ly) * pv[2]
+        tx, ty = pv[0], pv[1]
+        if clamp:
+            tx = torch.clamp(pv[0] / pv[2], lim[0], lim[1]) * pv[2]
+            ty = torch.clamp(pv[1] / pv[2], lim[2], lim[3]) * pv[2]
         z = pv[2]
         Jm = torch.stack([torch.stack([fx / z, z * 0, -fx * tx / z ** 2]),
                           torch.stack([z * 0, fy / z, -fy * ty / z ** 2])])

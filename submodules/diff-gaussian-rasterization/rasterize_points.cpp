@@ -2,6 +2,7 @@
 #include <torch/extension.h>
 
 #include <tuple>
+#include <vector>
 
 #include "cuda_rasterizer/rasterizer.h"
 
@@ -32,7 +33,8 @@ gsr::BufferFn grower(Tensor& t) {
 
 gsr::Camera make_camera(const Tensor& bg, const Tensor& viewmatrix, const Tensor& projmatrix,
                         const Tensor& campos, double tanfovx, double tanfovy, int64_t H,
-                        int64_t W, double scale_modifier, double mult) {
+                        int64_t W, double scale_modifier, double mult,
+                        const std::vector<double>& frustum) {
   check_input(bg, "bg");
   check_input(viewmatrix, "viewmatrix");
   check_input(projmatrix, "projmatrix");
@@ -51,6 +53,8 @@ gsr::Camera make_camera(const Tensor& bg, const Tensor& viewmatrix, const Tensor
   cam.bg = bg.data_ptr<float>();
   cam.scale_modifier = static_cast<float>(scale_modifier);
   cam.mult = static_cast<float>(mult);
+  TORCH_CHECK(frustum.size() == 4, "frustum must hold 4 limits (left, right, top, bottom)");
+  for (int k = 0; k < 4; ++k) cam.frustum[k] = static_cast<float>(frustum[k]);
   return cam;
 }
 
@@ -101,9 +105,9 @@ rasterize_forward(const Tensor& bg, const Tensor& means3D, const Tensor& colors_
                   double scale_modifier, const Tensor& cov3D_precomp, const Tensor& viewmatrix,
                   const Tensor& projmatrix, double tanfovx, double tanfovy, int64_t H, int64_t W,
                   const Tensor& shs, int64_t sh_degree, const Tensor& campos, double mult,
-                  const Tensor& metric_map, bool debug) {
+                  const std::vector<double>& frustum, const Tensor& metric_map, bool debug) {
   const gsr::Camera cam = make_camera(bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy, H,
-                                      W, scale_modifier, mult);
+                                      W, scale_modifier, mult, frustum);
   const gsr::Gaussians g = make_gaussians(means3D, opacities, shs, sh_degree, colors_precomp,
                                           scales, rotations, cov3D_precomp);
   const auto fopt = means3D.options();
@@ -146,11 +150,12 @@ rasterize_backward(const Tensor& bg, const Tensor& means3D, const Tensor& radii,
                    const Tensor& viewmatrix, const Tensor& projmatrix, double tanfovx,
                    double tanfovy, const Tensor& dL_dcolor, const Tensor& dL_ddepth,
                    const Tensor& dL_dalpha, const Tensor& shs, int64_t sh_degree,
-                   const Tensor& campos, double mult, Tensor geom, int64_t num_rendered,
+                   const Tensor& campos, double mult, const std::vector<double>& frustum,
+                   Tensor geom, int64_t num_rendered,
                    Tensor binning, Tensor image, bool debug) {
   const int64_t H = dL_dcolor.size(1), W = dL_dcolor.size(2);
   const gsr::Camera cam = make_camera(bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy, H,
-                                      W, scale_modifier, mult);
+                                      W, scale_modifier, mult, frustum);
   const gsr::Gaussians g = make_gaussians(means3D, opacities, shs, sh_degree, colors_precomp,
                                           scales, rotations, cov3D_precomp);
   check_input(dL_dcolor, "dL_dcolor");

@@ -20,12 +20,12 @@ constexpr float kAlphaMin = 1.0f / 255.0f;
 constexpr float kAlphaMax = 0.99f;
 constexpr float kTMin = 1e-4f;
 constexpr float kDilation = 0.3f;
-constexpr float kFrustumSlack = 1.3f;
 
 // Scalars derived once per call on the host (float32, as the torch backend's Python scalars).
 struct Frame {
   int W, H, tiles_x, tiles_y;
-  float focal_x, focal_y, limx, limy;
+  float focal_x, focal_y;
+  float lim_x0, lim_x1, lim_y0, lim_y1;  // clamp of x/z and y/z in the EWA Jacobian
   float box_t;      // min(mult,1) * 2: footprint box factor of ln(255 o)
   float support_t;  // mult * 2: support test factor of ln(255 o)
   float scale_modifier;
@@ -43,8 +43,10 @@ inline Frame make_frame(const Camera& cam) {
   // Python-scalar arithmetic of the contract happens in double, then meets float32 tensors.
   f.focal_x = float(double(cam.width) / (2.0 * double(cam.tanfovx)));
   f.focal_y = float(double(cam.height) / (2.0 * double(cam.tanfovy)));
-  f.limx = float(1.3 * double(cam.tanfovx));
-  f.limy = float(1.3 * double(cam.tanfovy));
+  f.lim_x0 = cam.frustum[0];
+  f.lim_x1 = cam.frustum[1];
+  f.lim_y0 = cam.frustum[2];
+  f.lim_y1 = cam.frustum[3];
   f.box_t = float((cam.mult < 1.0f ? double(cam.mult) : 1.0) * 2.0);
   f.support_t = float(double(cam.mult) * 2.0);
   f.scale_modifier = cam.scale_modifier;

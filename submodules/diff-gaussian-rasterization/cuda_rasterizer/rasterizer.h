@@ -21,6 +21,10 @@ struct Camera {
   const float* bg = nullptr;          // device, 3 floats
   float scale_modifier = 1.f;
   float mult = 1.f;                   // FastGS compact-footprint factor
+  // EWA Jacobian clamp on x/z and y/z: left, right, top, bottom (the frustum widened by
+  // 0.3 tan(fov/2) on each side; asymmetric for an off-centre principal point). The glue
+  // always sets it; the default is that of a centred camera with tan(fov/2) = 1.
+  float frustum[4] = {-1.3f, 1.3f, -1.3f, 1.3f};
 };
 
 // Per-Gaussian inputs (device pointers). Exactly one of shs / colors_precomp and one of

@@ -7,7 +7,7 @@
 `means2D` is a zeros (N,4) tensor with requires_grad; its .grad receives the NDC-space mean
 gradient (columns 0-1) and the AbsGS/FastGS absolute gradient (columns 2-3).
 """
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
@@ -29,10 +29,20 @@ class GaussianRasterizationSettings(NamedTuple):
     prefiltered: bool
     mult: float = 1.0
     debug: bool = False
+    # EWA clamp limits of x/z, y/z (left, right, top, bottom); None: a centred camera's
+    # +-1.3 tan(fov/2). Off-centre principal points need the real frustum (docs/RASTERIZER.md).
+    frustum: Optional[Tuple[float, float, float, float]] = None
 
 
 def _f32(t, device):
     return t.to(device=device, dtype=torch.float32).contiguous()
+
+
+def _frustum(s):
+    if s.frustum is not None:
+        return [float(x) for x in s.frustum]
+    tx, ty = 1.3 * float(s.tanfovx), 1.3 * float(s.tanfovy)
+    return [-tx, tx, -ty, ty]
 
 
 def _optional(t, device):
@@ -53,7 +63,7 @@ class _RasterizeGaussians(torch.autograd.Function):
         args = (bg, means3D, colors_precomp, opacities, scales, rotations,
                 float(s.scale_modifier), cov3D_precomp, view, proj, float(s.tanfovx),
                 float(s.tanfovy), int(s.image_height), int(s.image_width), shs,
-                int(s.sh_degree), campos, float(s.mult), metric, bool(s.debug))
+                int(s.sh_degree), campos, float(s.mult), _frustum(s), metric, bool(s.debug))
         num_rendered, color, radii, depth, alpha, counts, geom, binning, image = \
             _C.rasterize_gaussians(*args)
         ctx.settings = (bg, view, proj, campos)
@@ -85,7 +95,8 @@ class _RasterizeGaussians(torch.autograd.Function):
             float(s.scale_modifier), cov3D_precomp, view, proj, float(s.tanfovx),
             float(s.tanfovy), grad_or_zeros(g_color, (3, H, W)),
             grad_or_zeros(g_depth, (1, H, W)), grad_or_zeros(g_alpha, (1, H, W)), shs,
-            int(s.sh_degree), campos, float(s.mult), geom, ctx.num_rendered, binning, image,
+            int(s.sh_degree), campos, float(s.mult), _frustum(s), geom, ctx.num_rendered,
+            binning, image,
             bool(s.debug))
         d_means2D = d_means2D[:, :ctx.means2D_cols]
         has = lambda t: t.numel() > 0  # noqa: E731  (empty tensor = argument not given)

@@ -1,0 +1,57 @@
+"""One backend's outputs and gradients for a fixed random linear loss: shared by the CUDA parity
+tests in this process and the emulated-CUDA worker (tests/cuda_emu/emulated.py)."""
+import torch
+
+from tests.raster_cases import look_at_settings
+
+
+def run(rasterize, device, settings_kw, inputs, metric_map):
+    """Outputs and gradients of `rasterize` on `device`, as CPU float64/int64 tensors."""
+    s = look_at_settings(device=device, **settings_kw)
+    H, W = s.image_height, s.image_width
+    gen = torch.Generator().manual_seed(11)
+    wc, wd, wa = (torch.randn(3, H, W, generator=gen), torch.randn(1, H, W, generator=gen),
+                  torch.randn(1, H, W, generator=gen))
+    leaves = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in inputs.items()}
+    n = inputs["means3D"].shape[0]
+    vs = torch.zeros(n, 4, device=device, requires_grad=True)
+    mm = None if metric_map is None else metric_map.to(device=device, dtype=torch.int32)
+    out = rasterize(s, means2D=vs, metric_map=mm, **leaves)
+    loss = ((out.color * wc.to(device)).sum() + (out.depth * wd.to(device)).sum()
+            + (out.alpha * wa.to(device)).sum())
+    if loss.requires_grad:
+        loss.backward()
+    grads = {k: (v.grad if v.grad is not None else torch.zeros_like(v)).detach().cpu().double()
+             for k, v in leaves.items()}
+    grads["viewspace"] = (vs.grad if vs.grad is not None else torch.zeros_like(vs)).cpu().double()
+    return dict(color=out.color.detach().cpu().double(), depth=out.depth.detach().cpu().double(),
+                alpha=out.alpha.detach().cpu().double(), radii=out.radii.cpu().long(),
+                counts=out.accum_metric_counts.cpu().long(), grads=grads)
+
+
+def fit(rasterize, device, steps=60, W=48, H=36, n=150):
+    """A short optimisation through `rasterize`: n random Gaussians fitted with Adam to the image
+    of another random scene (rendered by the PyTorch backend); returns the L1 loss per step."""
+    from gaussian_renderer import torch_backend
+    from tests.raster_cases import random_gaussians
+    s = look_at_settings(W=W, H=H, device=device)
+    with torch.no_grad():
+        t = random_gaussians(120, seed=100)
+        target = torch_backend.rasterize(look_at_settings(W=W, H=H), means2D=torch.zeros(120, 4),
+                                         **t).color.to(device)
+    g = random_gaussians(n, seed=101)
+    params = [g["means3D"], g["scales"].log(), g["rotations"], torch.logit(g["opacities"]), g["shs"]]
+    params = [p.clone().to(device).requires_grad_(True) for p in params]
+    opt = torch.optim.Adam(params, lr=0.01)
+    losses = []
+    for _ in range(steps):
+        means, log_s, q, logit_o, shs = params
+        out = rasterize(s, means3D=means, means2D=torch.zeros(n, 4, device=device, requires_grad=True),
+                        opacities=torch.sigmoid(logit_o), shs=shs, scales=log_s.exp(),
+                        rotations=q / q.norm(dim=1, keepdim=True))
+        loss = (out.color - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses

@@ -1,0 +1,3 @@
+// Emulated CUB header (tests/cuda_emu/cub_emu.h).
+#pragma once
+#include "../../../cub_emu.h"

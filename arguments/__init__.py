@@ -52,6 +52,7 @@ class ModelParams(ParamGroup):
         self._source_path = ""
         self._model_path = ""
         self._images = "images"
+        self._depths = ""
         self._resolution = -1
         self._white_background = False
         self.data_device = "auto"
@@ -67,6 +68,9 @@ class ModelParams(ParamGroup):
             "source_path": "scene folder (COLMAP sparse/ or Blender transforms_*.json)",
             "model_path": "output folder (default: output/<random>)",
             "images": "image folder inside the scene, e.g. images_2",
+            "depths": "folder (inside the scene, or a path) of per-image inverse-depth maps: "
+                      "16-bit PNGs named as the images (COLMAP scenes also need "
+                      "sparse/0/depth_params.json from utils/make_depth_scale.py)",
             "resolution": "1, 2, 4, 8 divide the image size; another value is a target width; "
                           "-1 caps the width at 1600",
             "device": "cuda, cpu or auto (CUDA when available)",
@@ -89,13 +93,17 @@ class PipelineParams(ParamGroup):
         self.debug = False
         self.backend = "auto"
         self.mult = 0.5
+        self.antialiasing = False
         super().__init__(parser, "Pipeline Parameters")
 
     def _help(self):
         return {"backend": "rasterizer: auto (CUDA extension on CUDA, C++ rasterizer on CPU, "
                            "when built; else torch), cuda, cpp or torch (pure PyTorch oracle)",
                 "mult": "FastGS compact footprint factor, shared by training and rendering "
-                        "(1.0 = the reference 3DGS footprint)"}
+                        "(1.0 = the reference 3DGS footprint)",
+                "antialiasing": "2D mip filter (the reference's): opacity scaled by "
+                                "sqrt(det(cov2D) / det(cov2D + dilation)); saved in cfg_args, "
+                                "so render.py and edit.py use it too"}
 
 
 class OptimizationParams(ParamGroup):
@@ -113,13 +121,18 @@ class OptimizationParams(ParamGroup):
         self.rotation_lr = 0.001
         self.lambda_dssim = 0.2
         self.random_background = False
+        self.depth_l1_weight_init = 1.0
+        self.depth_l1_weight_final = 0.01
         super().__init__(parser, "Optimization Parameters")
 
     def _help(self):
         return {"lowfeature_lr": "learning rate of the SH DC (base colour) coefficients "
                                  "(0 = --feature_lr)",
                 "highfeature_lr": "learning rate of the higher SH coefficients "
-                                  "(0 = --feature_lr / 20, as the reference)"}
+                                  "(0 = --feature_lr / 20, as the reference)",
+                "depth_l1_weight_init": "with -d/--depths: weight of the L1 loss on inverse "
+                                        "depth at iteration 1, decaying exponentially to ...",
+                "depth_l1_weight_final": "... this weight at the last iteration"}
 
 
 class DensificationParams(ParamGroup):
@@ -297,6 +310,10 @@ def check_args(args):
         raise UserError("--resolution must be 1, 2, 4, 8, a target width, or -1")
     if getattr(args, "mult", 1.0) <= 0:
         raise UserError("--mult must be > 0")
+    init, final = getattr(args, "depth_l1_weight_init", 1.0), getattr(args, "depth_l1_weight_final", 0.01)
+    if init < 0 or final < 0 or (init == 0) != (final == 0):
+        raise UserError("--depth_l1_weight_init and --depth_l1_weight_final must both be > 0 "
+                        "(an exponential schedule), or both 0 (off)")
     check_densification_args(args)
     check_semantic_args(args)
 

@@ -20,6 +20,8 @@ ALPHA_MIN = pk.ALPHA_MIN
 ALPHA_MAX = pk.ALPHA_MAX
 T_MIN = 1e-4
 NEAR_Z = 0.2
+DILATION = 0.3
+AA_MIN_RATIO = 0.000025  # the reference's floor of det ratio under --antialiasing
 # Candidate pairs evaluated per chunk: bounds peak memory for large footprints.
 CHUNK_PAIRS = 1 << 22
 
@@ -32,6 +34,33 @@ def quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
     ], -1).reshape(-1, 3, 3)
+
+
+def _aa_scale(a0, b, c0, det0, dilation: float = 0.3):
+    """Anti-aliasing opacity factor sqrt(det(cov2D) / det(cov2D + dilation I)), floored as the
+    reference (zero gradient where the floor is active). det0 = det(cov2D) before dilation,
+    computed by the caller in a form that does not cancel (see _det_cov2d)."""
+    ratio = det0 / (det0 + dilation * (a0 + c0) + dilation * dilation)
+    return torch.sqrt(torch.clamp_min(ratio, AA_MIN_RATIO))
+
+
+def _det_cov2d(T, scales, rotations, cov3D_precomp, modifier):
+    """det(T Sigma T^T) without the cancellation of a c - b^2 for thin Gaussians: with n the
+    cross product of T's rows, det = n^T adj(Sigma) n; for Sigma = R S^2 R^T that is
+    sum_k (prod_{j != k} s_j^2) (r_k . n)^2, a sum of squares (r_k = column k of R)."""
+    n = torch.linalg.cross(T[:, 0, :], T[:, 1, :], dim=-1)
+    if cov3D_precomp is not None:
+        c = cov3D_precomp
+        xx, xy, xz, yy, yz, zz = c.unbind(1)
+        adj = torch.stack([yy * zz - yz * yz, xz * yz - xy * zz, xy * yz - xz * yy,
+                           xz * yz - xy * zz, xx * zz - xz * xz, xy * xz - xx * yz,
+                           xy * yz - xz * yy, xy * xz - xx * yz, xx * yy - xy * xy],
+                          -1).reshape(-1, 3, 3)
+        return torch.einsum("ni,nij,nj->n", n, adj, n)
+    s2 = (modifier * scales) ** 2
+    P = torch.stack([s2[:, 1] * s2[:, 2], s2[:, 0] * s2[:, 2], s2[:, 0] * s2[:, 1]], -1)
+    proj = torch.einsum("nik,ni->nk", quat_to_rotmat(rotations), n)  # r_k . n
+    return (P * proj * proj).sum(-1)
 
 
 def _cov3d(scales, rotations, cov3D_precomp, modifier):
@@ -72,15 +101,21 @@ def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scal
                      zero, fy / tz, -fy * ty / (tz * tz)], -1).reshape(-1, 2, 3)
     T = J @ view[:3, :3].T  # view[:3,:3] is the transposed world->view rotation
     cov2d = T @ sigma @ T.transpose(1, 2)
-    a = cov2d[:, 0, 0] + 0.3
+    a = cov2d[:, 0, 0] + DILATION
     b = cov2d[:, 0, 1]
-    c = cov2d[:, 1, 1] + 0.3
+    c = cov2d[:, 1, 1] + DILATION
     det = a * c - b * b
     ok = (det > 0).detach()
     det_safe = torch.where(ok, det, torch.ones_like(det))
     conic = torch.stack([c / det_safe, -b / det_safe, a / det_safe], -1)
 
     opac = opacities[idx, 0]
+    if getattr(s, "antialiasing", False):
+        det0 = _det_cov2d(T, scales[idx] if scales is not None else None,
+                          rotations[idx] if rotations is not None else None,
+                          cov3D_precomp[idx] if cov3D_precomp is not None else None,
+                          s.scale_modifier)
+        opac = opac * _aa_scale(cov2d[:, 0, 0], b, cov2d[:, 1, 1], det0, DILATION)
     if colors_precomp is not None:
         color = colors_precomp[idx]
     else:
@@ -103,7 +138,8 @@ def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scal
         y1 = torch.clamp_max(torch.floor(v + ey), H - 1)
         ok = ok & (x1 >= x0) & (y1 >= y0) & torch.isfinite(u) & torch.isfinite(v)
     return dict(idx=idx, u=u, v=v, conic=conic, opac=opac, color=color, depth=tz, ok=ok,
-                radius=radius, box=(x0, x1, y0, y1))
+                radius=radius, box=(x0, x1, y0, y1),
+                depth_feats=torch.stack([tz, 1.0 / tz], 1))  # blended into depth, invdepth
 
 
 @torch.no_grad()
@@ -187,21 +223,22 @@ class _Composite(torch.autograd.Function):
         log_t_final.index_add_(0, pix, la)
         t_final = torch.exp(log_t_final).to(alpha.dtype)
 
-        acc = torch.zeros(n_pix, 4, dtype=alpha.dtype, device=u.device)
+        acc = torch.zeros(n_pix, 5, dtype=alpha.dtype, device=u.device)
         acc.index_add_(0, pix, pk.blend_values(gid, w, color, depth))
         img = acc[:, :3] + t_final[:, None] * bg[None, :]
         out_color = img.T.reshape(3, H, W)
         out_depth = acc[:, 3].reshape(1, H, W)
+        out_invdepth = acc[:, 4].reshape(1, H, W)
         out_alpha = (1.0 - t_final).reshape(1, H, W)
 
         ctx.save_for_backward(u, v, conic, opac, color, depth, pix, gid, alpha, T, t_final, bg,
                               vis_idx)
         ctx.shape = (H, W, viewspace.shape[0])
         ctx.mark_non_differentiable(pix, gid)
-        return out_color, out_depth, out_alpha, pix, gid
+        return out_color, out_depth, out_invdepth, out_alpha, pix, gid
 
     @staticmethod
-    def backward(ctx, g_color, g_depth, g_alpha, _gp, _gg):
+    def backward(ctx, g_color, g_depth, g_invdepth, g_alpha, _gp, _gg):
         u, v, conic, opac, color, depth, pix, gid, alpha, T, t_final, bg, vis_idx = \
             ctx.saved_tensors
         H, W, N = ctx.shape
@@ -210,7 +247,9 @@ class _Composite(torch.autograd.Function):
         dt = alpha.dtype
         zeros = lambda *shape: torch.zeros(*shape, dtype=dt, device=u.device)  # noqa: E731
         gC = g_color.reshape(3, n_pix).T.contiguous() if g_color is not None else zeros(n_pix, 3)
-        gD = g_depth.reshape(n_pix) if g_depth is not None else zeros(n_pix)
+        gD = torch.stack([g_depth.reshape(n_pix) if g_depth is not None else zeros(n_pix),
+                          g_invdepth.reshape(n_pix) if g_invdepth is not None else zeros(n_pix)],
+                         1)
         gA = g_alpha.reshape(n_pix) if g_alpha is not None else zeros(n_pix)
 
         val, wv = pk.pair_value(gid, pix, alpha * T, color, depth, gC, gD)
@@ -219,13 +258,13 @@ class _Composite(torch.autograd.Function):
         tab = torch.cat([u[:, None], v[:, None], conic, opac[:, None]], 1).contiguous()
         per_pair = pk.pair_grads(gid, pix, alpha, T, val, cs, seg_end, tab, gC, gD, gA,
                                  t_final, bg, W)
-        acc = torch.zeros(M, 12, dtype=dt, device=u.device)
+        acc = torch.zeros(M, 13, dtype=dt, device=u.device)
         acc.index_add_(0, gid, per_pair)
 
         g_viewspace = torch.zeros(N, 4, dtype=dt, device=u.device)
         scale = torch.tensor([0.5 * W, 0.5 * H, 0.5 * W, 0.5 * H], dtype=dt, device=u.device)
         g_viewspace[vis_idx] = acc[:, 0:4] * scale
-        return (acc[:, 0], acc[:, 1], acc[:, 4:7], acc[:, 7], acc[:, 9:12], acc[:, 8],
+        return (acc[:, 0], acc[:, 1], acc[:, 4:7], acc[:, 7], acc[:, 10:13], acc[:, 8:10],
                 g_viewspace, None, None, None, None, None, None, None)
 
 
@@ -244,8 +283,8 @@ def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
                       cov3D_precomp)
     pix, gid, alpha = _pairs(pre, s)
     bg = s.bg.to(device=dev, dtype=means3D.dtype)
-    color, depth, alpha_img, pix_k, gid_k = _Composite.apply(
-        pre["u"], pre["v"], pre["conic"], pre["opac"], pre["color"], pre["depth"], means2D,
+    color, depth, invdepth, alpha_img, pix_k, gid_k = _Composite.apply(
+        pre["u"], pre["v"], pre["conic"], pre["opac"], pre["color"], pre["depth_feats"], means2D,
         pix, gid, alpha, bg, H, W, pre["idx"])
 
     radii = torch.zeros(N, dtype=torch.int32, device=dev)
@@ -256,4 +295,4 @@ def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
         hit = metric_map.reshape(-1).to(torch.bool)[pix_k]
         per = torch.bincount(gid_k[hit], minlength=pre["u"].shape[0]).to(torch.int32)
         counts[pre["idx"]] = per
-    return RasterOutput(color, depth, alpha_img, radii, counts)
+    return RasterOutput(color, depth, alpha_img, radii, counts, invdepth)

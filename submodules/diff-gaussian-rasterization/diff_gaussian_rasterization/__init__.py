@@ -1,7 +1,7 @@
 """Differentiable tile-based Gaussian rasterizer (CUDA). The math is docs/RASTERIZER.md.
 
     settings = GaussianRasterizationSettings(...)
-    color, radii, depth, alpha, accum_metric_counts = GaussianRasterizer(settings)(
+    color, radii, depth, alpha, accum_metric_counts, invdepth = GaussianRasterizer(settings)(
         means3D, means2D, opacities, shs=..., scales=..., rotations=...)
 
 `means2D` is a zeros (N,4) tensor with requires_grad; its .grad receives the NDC-space mean
@@ -54,7 +54,7 @@ class _RasterizeGaussians(torch.autograd.Function):
                 float(s.scale_modifier), cov3D_precomp, view, proj, float(s.tanfovx),
                 float(s.tanfovy), int(s.image_height), int(s.image_width), shs,
                 int(s.sh_degree), campos, float(s.mult), metric, bool(s.debug))
-        num_rendered, color, radii, depth, alpha, counts, geom, binning, image = \
+        num_rendered, color, radii, depth, alpha, counts, invdepth, geom, binning, image = \
             _C.rasterize_gaussians(*args)
         ctx.settings = (bg, view, proj, campos)
         ctx.s = s
@@ -63,10 +63,10 @@ class _RasterizeGaussians(torch.autograd.Function):
         ctx.save_for_backward(means3D, shs, colors_precomp, opacities, scales, rotations,
                               cov3D_precomp, radii, geom, binning, image)
         ctx.mark_non_differentiable(radii, counts)
-        return color, radii, depth, alpha, counts
+        return color, radii, depth, alpha, counts, invdepth
 
     @staticmethod
-    def backward(ctx, g_color, _g_radii, g_depth, g_alpha, _g_counts):
+    def backward(ctx, g_color, _g_radii, g_depth, g_alpha, _g_counts, g_invdepth):
         (means3D, shs, colors_precomp, opacities, scales, rotations, cov3D_precomp, radii, geom,
          binning, image) = ctx.saved_tensors
         bg, view, proj, campos = ctx.settings
@@ -84,7 +84,8 @@ class _RasterizeGaussians(torch.autograd.Function):
             bg, means3D, radii, colors_precomp, opacities, scales, rotations,
             float(s.scale_modifier), cov3D_precomp, view, proj, float(s.tanfovx),
             float(s.tanfovy), grad_or_zeros(g_color, (3, H, W)),
-            grad_or_zeros(g_depth, (1, H, W)), grad_or_zeros(g_alpha, (1, H, W)), shs,
+            grad_or_zeros(g_depth, (1, H, W)), grad_or_zeros(g_alpha, (1, H, W)),
+            grad_or_zeros(g_invdepth, (1, H, W)), shs,
             int(s.sh_degree), campos, float(s.mult), geom, ctx.num_rendered, binning, image,
             bool(s.debug))
         d_means2D = d_means2D[:, :ctx.means2D_cols]

@@ -20,8 +20,8 @@ ALPHA_MIN = pk.ALPHA_MIN
 ALPHA_MAX = pk.ALPHA_MAX
 T_MIN = 1e-4
 NEAR_Z = 0.2
-DILATION = 0.3
-AA_MIN_RATIO = 0.000025  # the reference's floor of det ratio under --antialiasing
+DILATION = 0.3  # EWA low-pass filter added to cov2D
+AA_MIN_RATIO = 0.000025  # the reference's floor of the det ratio under --antialiasing
 # Candidate pairs evaluated per chunk: bounds peak memory for large footprints.
 CHUNK_PAIRS = 1 << 22
 
@@ -36,40 +36,73 @@ def quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
     ], -1).reshape(-1, 3, 3)
 
 
-def _aa_scale(a0, b, c0, det0, dilation: float = 0.3):
-    """Anti-aliasing opacity factor sqrt(det(cov2D) / det(cov2D + dilation I)), floored as the
-    reference (zero gradient where the floor is active). det0 = det(cov2D) before dilation,
-    computed by the caller in a form that does not cancel (see _det_cov2d)."""
-    ratio = det0 / (det0 + dilation * (a0 + c0) + dilation * dilation)
+def _cov3d(cov3D_precomp):
+    c = cov3D_precomp
+    return torch.stack([c[:, 0], c[:, 1], c[:, 2], c[:, 1], c[:, 3], c[:, 4],
+                        c[:, 2], c[:, 4], c[:, 5]], -1).reshape(-1, 3, 3)
+
+
+def _axes_cov2d(P, s):
+    """cov2D = P diag(s²) Pᵀ + 0.3 I for P = T R (M,2,3): entries a, b, c, its determinant
+    by Cauchy–Binet (no cancellation) and U = cov2D⁻¹ P in an expanded form where no large
+    terms cancel. Same formulas as preprocess_math.h (cov2d_from_axes, inv_cov_axes)."""
+    P0, P1 = P[:, 0], P[:, 1]
+    s2 = s * s
+    a0, b, c0 = (s2 * P0 * P0).sum(1), (s2 * P0 * P1).sum(1), (s2 * P1 * P1).sum(1)
+    m = P0[:, :, None] * P1[:, None, :] - P1[:, :, None] * P0[:, None, :]  # m[i,k], antisym.
+    w = s[:, :, None] * s[:, None, :] * m
+    det = (w[:, 0, 1] ** 2 + w[:, 0, 2] ** 2 + w[:, 1, 2] ** 2) + DILATION * (a0 + c0) \
+        + DILATION * DILATION
+    U0 = DILATION * P0 + (m @ (s2 * P1)[:, :, None])[:, :, 0]
+    U1 = DILATION * P1 - (m @ (s2 * P0)[:, :, None])[:, :, 0]
+    return a0 + DILATION, b, c0 + DILATION, det, U0 / det[:, None], U1 / det[:, None]
+
+
+class _ConicFromAxes(torch.autograd.Function):
+    """conic = cov2D⁻¹ from the projected axes P (M,2,3) and scales s (M,3), with the
+    well-conditioned backward of preprocess_math.h: dL/dP = -2 V Gv U D, dL/ds_k =
+    -2 s_k U_kᵀ Gv U_k (V the conic, Gv its gradient as a symmetric matrix, U = V P).
+    Autograd through a c - b² or through det itself cancels ~13 bits on a needle."""
+
+    @staticmethod
+    def forward(ctx, P, s):
+        a, b, c, det, U0, U1 = _axes_cov2d(P, s)
+        conic = torch.stack([c / det, -b / det, a / det], -1)
+        ctx.save_for_backward(s, conic, U0, U1)
+        ctx.mark_non_differentiable(a, c, det)
+        return conic, a, c, det
+
+    @staticmethod
+    def backward(ctx, g_conic, _ga, _gc, _gdet):
+        s, conic, U0, U1 = ctx.saved_tensors
+        gA, gB, gC = (g[:, None] for g in g_conic.unbind(-1))
+        VA, VB, VC = (v[:, None] for v in conic.unbind(-1))
+        X0 = gA * U0 + 0.5 * gB * U1
+        X1 = 0.5 * gB * U0 + gC * U1
+        s2 = s * s
+        dP = torch.stack([-2.0 * s2 * (VA * X0 + VB * X1), -2.0 * s2 * (VB * X0 + VC * X1)], 1)
+        ds = -2.0 * s * (U0 * X0 + U1 * X1)
+        return dP, ds
+
+
+def _axes_det_trace(P, s):
+    """det and trace of the undilated cov2D = P diag(s²) Pᵀ (autograd): the determinant as the
+    Cauchy–Binet sum of squared scaled 2x2 minors, which does not cancel for thin Gaussians."""
+    P0, P1 = P[:, 0], P[:, 1]
+    m01 = P0[:, 0] * P1[:, 1] - P0[:, 1] * P1[:, 0]
+    m02 = P0[:, 0] * P1[:, 2] - P0[:, 2] * P1[:, 0]
+    m12 = P0[:, 1] * P1[:, 2] - P0[:, 2] * P1[:, 1]
+    s0, s1, s2 = s.unbind(1)
+    det0 = (s0 * s1 * m01) ** 2 + (s0 * s2 * m02) ** 2 + (s1 * s2 * m12) ** 2
+    return det0, (s * s * (P0 * P0 + P1 * P1)).sum(1)
+
+
+def _aa_scale(det0, tr0):
+    """--antialiasing opacity factor sqrt(det(cov2D) / det(cov2D + 0.3 I)), with
+    det(cov2D + 0.3 I) = det + 0.3 trace + 0.09; floored as the reference (zero gradient where
+    the floor is active)."""
+    ratio = det0 / (det0 + DILATION * tr0 + DILATION * DILATION)
     return torch.sqrt(torch.clamp_min(ratio, AA_MIN_RATIO))
-
-
-def _det_cov2d(T, scales, rotations, cov3D_precomp, modifier):
-    """det(T Sigma T^T) without the cancellation of a c - b^2 for thin Gaussians: with n the
-    cross product of T's rows, det = n^T adj(Sigma) n; for Sigma = R S^2 R^T that is
-    sum_k (prod_{j != k} s_j^2) (r_k . n)^2, a sum of squares (r_k = column k of R)."""
-    n = torch.linalg.cross(T[:, 0, :], T[:, 1, :], dim=-1)
-    if cov3D_precomp is not None:
-        c = cov3D_precomp
-        xx, xy, xz, yy, yz, zz = c.unbind(1)
-        adj = torch.stack([yy * zz - yz * yz, xz * yz - xy * zz, xy * yz - xz * yy,
-                           xz * yz - xy * zz, xx * zz - xz * xz, xy * xz - xx * yz,
-                           xy * yz - xz * yy, xy * xz - xx * yz, xx * yy - xy * xy],
-                          -1).reshape(-1, 3, 3)
-        return torch.einsum("ni,nij,nj->n", n, adj, n)
-    s2 = (modifier * scales) ** 2
-    P = torch.stack([s2[:, 1] * s2[:, 2], s2[:, 0] * s2[:, 2], s2[:, 0] * s2[:, 1]], -1)
-    proj = torch.einsum("nik,ni->nk", quat_to_rotmat(rotations), n)  # r_k . n
-    return (P * proj * proj).sum(-1)
-
-
-def _cov3d(scales, rotations, cov3D_precomp, modifier):
-    if cov3D_precomp is not None:
-        c = cov3D_precomp
-        return torch.stack([c[:, 0], c[:, 1], c[:, 2], c[:, 1], c[:, 3], c[:, 4],
-                            c[:, 2], c[:, 4], c[:, 5]], -1).reshape(-1, 3, 3)
-    m = quat_to_rotmat(rotations) * (modifier * scales)[:, None, :]
-    return m @ m.transpose(1, 2)
 
 
 def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scales, rotations,
@@ -87,9 +120,6 @@ def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scal
     u = ((p_hom[:, 0] * p_w + 1.0) * W - 1.0) * 0.5
     v = ((p_hom[:, 1] * p_w + 1.0) * H - 1.0) * 0.5
 
-    sigma = _cov3d(scales[idx] if scales is not None else None,
-                   rotations[idx] if rotations is not None else None,
-                   cov3D_precomp[idx] if cov3D_precomp is not None else None, s.scale_modifier)
     fx = W / (2.0 * s.tanfovx)
     fy = H / (2.0 * s.tanfovy)
     tz = p_view[:, 2]
@@ -100,22 +130,27 @@ def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scal
     J = torch.stack([fx / tz, zero, -fx * tx / (tz * tz),
                      zero, fy / tz, -fy * ty / (tz * tz)], -1).reshape(-1, 2, 3)
     T = J @ view[:3, :3].T  # view[:3,:3] is the transposed world->view rotation
-    cov2d = T @ sigma @ T.transpose(1, 2)
-    a = cov2d[:, 0, 0] + DILATION
-    b = cov2d[:, 0, 1]
-    c = cov2d[:, 1, 1] + DILATION
-    det = a * c - b * b
+    if cov3D_precomp is not None:
+        cov2d = T @ _cov3d(cov3D_precomp[idx]) @ T.transpose(1, 2)
+        a = cov2d[:, 0, 0] + DILATION
+        b = cov2d[:, 0, 1]
+        c = cov2d[:, 1, 1] + DILATION
+        det = a * c - b * b
+        det_safe = torch.where(det > 0, det, torch.ones_like(det))
+        conic = torch.stack([c / det_safe, -b / det_safe, a / det_safe], -1)
+    else:
+        P = T @ quat_to_rotmat(rotations[idx])
+        conic, a, c, det = _ConicFromAxes.apply(P, s.scale_modifier * scales[idx])
     ok = (det > 0).detach()
-    det_safe = torch.where(ok, det, torch.ones_like(det))
-    conic = torch.stack([c / det_safe, -b / det_safe, a / det_safe], -1)
 
     opac = opacities[idx, 0]
     if getattr(s, "antialiasing", False):
-        det0 = _det_cov2d(T, scales[idx] if scales is not None else None,
-                          rotations[idx] if rotations is not None else None,
-                          cov3D_precomp[idx] if cov3D_precomp is not None else None,
-                          s.scale_modifier)
-        opac = opac * _aa_scale(cov2d[:, 0, 0], b, cov2d[:, 1, 1], det0, DILATION)
+        if cov3D_precomp is not None:
+            a0, c0 = cov2d[:, 0, 0], cov2d[:, 1, 1]
+            det0, tr0 = a0 * c0 - b * b, a0 + c0
+        else:
+            det0, tr0 = _axes_det_trace(P, s.scale_modifier * scales[idx])
+        opac = opac * _aa_scale(det0, tr0)
     if colors_precomp is not None:
         color = colors_precomp[idx]
     else:
@@ -187,7 +222,7 @@ def _pairs(pre, s: RasterSettings):
         alpha_l.append(alpha[sel])
     if not pix_l:
         e = torch.zeros(0, dtype=torch.long, device=dev)
-        return e, e, torch.zeros(0, device=dev)
+        return e, e, torch.zeros(0, dtype=pre["u"].dtype, device=dev)
     pix = torch.cat(pix_l)
     gid = torch.cat(gid_l)
     alpha = torch.cat(alpha_l)

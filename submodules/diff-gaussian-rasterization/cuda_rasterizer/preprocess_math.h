@@ -4,55 +4,9 @@
 #pragma once
 
 #include "geometry.h"
+#include "sh_math.h"
 
 namespace gsr {
-
-// Real SH constants (utils/sh_utils.py convention).
-constexpr float SH_C0 = 0.28209479177387814f;
-constexpr float SH_C1 = 0.4886025119029199f;
-constexpr float SH_C2_0 = 1.0925484305920792f, SH_C2_1 = -1.0925484305920792f,
-                SH_C2_2 = 0.31539156525252005f, SH_C2_3 = -1.0925484305920792f,
-                SH_C2_4 = 0.5462742152960396f;
-constexpr float SH_C3_0 = -0.5900435899266435f, SH_C3_1 = 2.890611442640554f,
-                SH_C3_2 = -0.4570457994644658f, SH_C3_3 = 0.3731763325901154f,
-                SH_C3_4 = -0.4570457994644658f, SH_C3_5 = 1.445305721320277f,
-                SH_C3_6 = -0.5900435899266435f;
-
-// Basis values b[k] and their derivatives along x, y, z for a unit direction.
-GS_HD void sh_basis(int deg, float x, float y, float z, float* b, float* bx, float* by,
-                         float* bz) {
-  b[0] = SH_C0; bx[0] = by[0] = bz[0] = 0.f;
-  if (deg < 1) return;
-  b[1] = -SH_C1 * y; bx[1] = 0.f;     by[1] = -SH_C1; bz[1] = 0.f;
-  b[2] = SH_C1 * z;  bx[2] = 0.f;     by[2] = 0.f;    bz[2] = SH_C1;
-  b[3] = -SH_C1 * x; bx[3] = -SH_C1;  by[3] = 0.f;    bz[3] = 0.f;
-  if (deg < 2) return;
-  const float xx = x * x, yy = y * y, zz = z * z, xy = x * y, yz = y * z, xz = x * z;
-  b[4] = SH_C2_0 * xy;                bx[4] = SH_C2_0 * y;          by[4] = SH_C2_0 * x;          bz[4] = 0.f;
-  b[5] = SH_C2_1 * yz;                bx[5] = 0.f;                  by[5] = SH_C2_1 * z;          bz[5] = SH_C2_1 * y;
-  b[6] = SH_C2_2 * (2.f * zz - xx - yy);
-  bx[6] = -2.f * SH_C2_2 * x;         by[6] = -2.f * SH_C2_2 * y;   bz[6] = 4.f * SH_C2_2 * z;
-  b[7] = SH_C2_3 * xz;                bx[7] = SH_C2_3 * z;          by[7] = 0.f;                  bz[7] = SH_C2_3 * x;
-  b[8] = SH_C2_4 * (xx - yy);         bx[8] = 2.f * SH_C2_4 * x;    by[8] = -2.f * SH_C2_4 * y;   bz[8] = 0.f;
-  if (deg < 3) return;
-  b[9] = SH_C3_0 * y * (3.f * xx - yy);
-  bx[9] = SH_C3_0 * 6.f * xy;         by[9] = SH_C3_0 * 3.f * (xx - yy);       bz[9] = 0.f;
-  b[10] = SH_C3_1 * xy * z;
-  bx[10] = SH_C3_1 * yz;              by[10] = SH_C3_1 * xz;                   bz[10] = SH_C3_1 * xy;
-  b[11] = SH_C3_2 * y * (4.f * zz - xx - yy);
-  bx[11] = SH_C3_2 * -2.f * xy;       by[11] = SH_C3_2 * (4.f * zz - xx - 3.f * yy);
-  bz[11] = SH_C3_2 * 8.f * yz;
-  b[12] = SH_C3_3 * z * (2.f * zz - 3.f * xx - 3.f * yy);
-  bx[12] = SH_C3_3 * -6.f * xz;       by[12] = SH_C3_3 * -6.f * yz;
-  bz[12] = SH_C3_3 * (6.f * zz - 3.f * xx - 3.f * yy);
-  b[13] = SH_C3_4 * x * (4.f * zz - xx - yy);
-  bx[13] = SH_C3_4 * (4.f * zz - 3.f * xx - yy);  by[13] = SH_C3_4 * -2.f * xy;
-  bz[13] = SH_C3_4 * 8.f * xz;
-  b[14] = SH_C3_5 * z * (xx - yy);
-  bx[14] = SH_C3_5 * 2.f * xz;        by[14] = SH_C3_5 * -2.f * yz;            bz[14] = SH_C3_5 * (xx - yy);
-  b[15] = SH_C3_6 * x * (xx - 3.f * yy);
-  bx[15] = SH_C3_6 * 3.f * (xx - yy); by[15] = SH_C3_6 * -6.f * xy;            bz[15] = 0.f;
-}
 
 // Row-major 3x3 rotation from a (w, x, y, z) quaternion, used as given.
 GS_HD void quat_to_rot(const float4 q, float R[9]) {
@@ -66,23 +20,18 @@ GS_HD float4 load_quat(const float* r, int i) {
   return make_float4(r[4 * i], r[4 * i + 1], r[4 * i + 2], r[4 * i + 3]);
 }
 
-// Sigma (full symmetric 3x3, row-major) of Gaussian i; M = R diag(s) is returned for backward.
-GS_HD void covariance3d(const Gaussians& g, float modifier, int i, float S[9], float M[9],
-                             float R[9], float s[3]) {
-  if (g.cov3D_precomp) {
-    const float* c = g.cov3D_precomp + 6 * i;
-    S[0] = c[0]; S[1] = c[1]; S[2] = c[2];
-    S[3] = c[1]; S[4] = c[3]; S[5] = c[4];
-    S[6] = c[2]; S[7] = c[4]; S[8] = c[5];
-    return;
-  }
+// Precomputed Sigma (full symmetric 3x3, row-major) of Gaussian i.
+GS_HD void covariance3d(const Gaussians& g, int i, float S[9]) {
+  const float* c = g.cov3D_precomp + 6 * i;
+  S[0] = c[0]; S[1] = c[1]; S[2] = c[2];
+  S[3] = c[1]; S[4] = c[3]; S[5] = c[4];
+  S[6] = c[2]; S[7] = c[4]; S[8] = c[5];
+}
+
+// Rotation R (columns = the Gaussian's axes) and scales s = modifier * scales of Gaussian i.
+GS_HD void gaussian_axes(const Gaussians& g, float modifier, int i, float R[9], float s[3]) {
   for (int k = 0; k < 3; ++k) s[k] = modifier * g.scales[3 * i + k];
   quat_to_rot(load_quat(g.rotations, i), R);
-  for (int r = 0; r < 3; ++r)
-    for (int c = 0; c < 3; ++c) M[3 * r + c] = R[3 * r + c] * s[c];
-  for (int r = 0; r < 3; ++r)
-    for (int c = 0; c < 3; ++c)
-      S[3 * r + c] = M[3 * r] * M[3 * c] + M[3 * r + 1] * M[3 * c + 1] + M[3 * r + 2] * M[3 * c + 2];
 }
 
 // T = J Wr (2x3). Also reports the clamped camera-space x, y and whether each clamp was active.
@@ -115,6 +64,56 @@ GS_HD void project_cov(const float T[6], const float S[9], float& a, float& b, f
   c = TS[3] * T[3] + TS[4] * T[4] + TS[5] * T[5] + kDilation;
 }
 
+// Why axes: for a needle (scales 3 / 0.003) Sigma = R diag(s^2) R^T rounds its short axes away
+// in float32, and det = a c - b^2 cancels ~13 bits. With P = T R (the unit axes in pixels,
+// entries of one magnitude) cov2D = P diag(s^2) P^T + 0.3 I, and by Cauchy-Binet
+// det = sum_{i<j} s_i^2 s_j^2 m_ij^2 + 0.3 (a' + c') + 0.09 (m_ij: 2x2 minors of P; a', c':
+// the undilated diagonal): sums of positive terms, correct to a few ulp.
+GS_HD void project_axes(const float T[6], const float R[9], float P[6]) {
+  for (int r = 0; r < 2; ++r)
+    for (int k = 0; k < 3; ++k)
+      P[3 * r + k] = T[3 * r] * R[k] + T[3 * r + 1] * R[3 + k] + T[3 * r + 2] * R[6 + k];
+}
+
+// m_ik = P0i P1k - P0k P1i (antisymmetric).
+GS_HD float axes_minor(const float P[6], int i, int k) {
+  return P[i] * P[3 + k] - P[k] * P[3 + i];
+}
+
+GS_HD void cov2d_from_axes(const float P[6], const float s[3], float& a, float& b, float& c,
+                           float& det) {
+  float a0 = 0.f, c0 = 0.f;
+  b = 0.f;
+  for (int k = 0; k < 3; ++k) {
+    const float s2 = s[k] * s[k];
+    a0 += s2 * P[k] * P[k];
+    b += s2 * P[k] * P[3 + k];
+    c0 += s2 * P[3 + k] * P[3 + k];
+  }
+  a = a0 + kDilation;
+  c = c0 + kDilation;
+  const float m01 = s[0] * s[1] * axes_minor(P, 0, 1), m02 = s[0] * s[2] * axes_minor(P, 0, 2),
+              m12 = s[1] * s[2] * axes_minor(P, 1, 2);
+  det = m01 * m01 + m02 * m02 + m12 * m12 + kDilation * (a0 + c0) + kDilation * kDilation;
+}
+
+// U = cov2D^-1 P = adj(cov2D) P / det, expanded so that no large terms cancel:
+// (adj P)_0i = 0.3 P0i + sum_k s_k^2 P1k m_ik, (adj P)_1i = 0.3 P1i - sum_k s_k^2 P0k m_ik
+// (the k = i terms vanish, so a long axis never meets its own large scale).
+GS_HD void inv_cov_axes(const float P[6], const float s[3], float det, float U[6]) {
+  for (int i = 0; i < 3; ++i) {
+    float u0 = kDilation * P[i], u1 = kDilation * P[3 + i];
+    for (int k = 0; k < 3; ++k) {
+      if (k == i) continue;
+      const float w = s[k] * s[k] * axes_minor(P, i, k);
+      u0 += w * P[3 + k];
+      u1 -= w * P[k];
+    }
+    U[i] = u0 / det;
+    U[3 + i] = u1 / det;
+  }
+}
+
 GS_HD void preprocess_one(int i, const Frame& f, const Gaussians& g,
                                         const GeomState& geom, int* radii) {
   const float modifier = f.scale_modifier;
@@ -129,14 +128,21 @@ GS_HD void preprocess_one(int i, const Frame& f, const Gaussians& g,
   const float u = ((h.x * pw + 1.0f) * f.W - 1.0f) * 0.5f;
   const float v = ((h.y * pw + 1.0f) * f.H - 1.0f) * 0.5f;
 
-  float S[9], M[9], R[9], s[3];
-  covariance3d(g, modifier, i, S, M, R, s);
   float T[6], tx, ty, rx, ry;
   bool cx, cy;
   ewa_jacobian(f, t, T, tx, ty, rx, ry, cx, cy);
-  float a, b, c;
-  project_cov(T, S, a, b, c);
-  const float det = a * c - b * b;
+  float a, b, c, det;
+  if (g.cov3D_precomp) {
+    float S[9];
+    covariance3d(g, i, S);
+    project_cov(T, S, a, b, c);
+    det = a * c - b * b;
+  } else {
+    float R[9], s[3], P[6];
+    gaussian_axes(g, modifier, i, R, s);
+    project_axes(T, R, P);
+    cov2d_from_axes(P, s, a, b, c, det);
+  }
   if (!(det > 0.0f)) return;
   const float o = g.opacities[i];
   if (!(o > kAlphaMin)) return;
@@ -209,35 +215,72 @@ GS_HD void preprocess_backward_one(int i, const Frame& f, const Gaussians& g,
     dp.z = m[8] * dhx + m[9] * dhy + m[11] * dhw;
   }
 
-  // Conic -> cov2D entries a, b, c.
-  float S[9], M[9], R[9], s[3];
-  covariance3d(g, modifier, i, S, M, R, s);
+  // The conic V = cov2D^-1 receives Gv = [[gA, gB/2], [gB/2, gC]] (B is used twice in q), so
+  // dL/dcov2D = -V Gv V. Everything below contracts V with what it multiplies before use.
   float T[6], tx, ty, rx, ry;
   bool cx, cy;
   ewa_jacobian(f, t, T, tx, ty, rx, ry, cx, cy);
-  float a, b, c;
-  project_cov(T, S, a, b, c);
-  const float det = a * c - b * b;
   const float gA = d.conic[3 * i], gB = d.conic[3 * i + 1], gC = d.conic[3 * i + 2];
-  const float id2 = 1.0f / (det * det);
-  const float dLa = (-c * c * gA + b * c * gB - b * b * gC) * id2;
-  const float dLc = (-b * b * gA + a * b * gB - a * a * gC) * id2;
-  const float dLb = (2.f * b * c * gA - (a * c + b * b) * gB + 2.f * a * b * gC) * id2;
-
-  // a = T0 S T0^T, b = T0 S T1^T, c = T1 S T1^T  ->  dL/dSigma (not symmetrised) and dL/dT.
-  float G[9];
-  for (int r = 0; r < 3; ++r)
-    for (int k = 0; k < 3; ++k)
-      G[3 * r + k] = dLa * T[r] * T[k] + dLb * T[r] * T[3 + k] + dLc * T[3 + r] * T[3 + k];
-  float ST0[3], ST1[3];
-  for (int r = 0; r < 3; ++r) {
-    ST0[r] = S[3 * r] * T[0] + S[3 * r + 1] * T[1] + S[3 * r + 2] * T[2];
-    ST1[r] = S[3 * r] * T[3] + S[3 * r + 1] * T[4] + S[3 * r + 2] * T[5];
-  }
   float dT[6];
-  for (int k = 0; k < 3; ++k) {
-    dT[k] = 2.f * dLa * ST0[k] + dLb * ST1[k];
-    dT[3 + k] = 2.f * dLc * ST1[k] + dLb * ST0[k];
+  if (g.cov3D_precomp) {
+    // A given Sigma has no axes to keep apart: the plain closed form of -V Gv V.
+    float S[9];
+    covariance3d(g, i, S);
+    float a, b, c;
+    project_cov(T, S, a, b, c);
+    const float det = a * c - b * b;
+    const float id2 = 1.0f / (det * det);
+    const float dLa = (-c * c * gA + b * c * gB - b * b * gC) * id2;
+    const float dLc = (-b * b * gA + a * b * gB - a * a * gC) * id2;
+    const float dLb = (2.f * b * c * gA - (a * c + b * b) * gB + 2.f * a * b * gC) * id2;
+    // a = T0 S T0^T, b = T0 S T1^T, c = T1 S T1^T  ->  dL/dSigma and dL/dT.
+    float G[9], ST0[3], ST1[3];
+    for (int r = 0; r < 3; ++r) {
+      for (int k = 0; k < 3; ++k)
+        G[3 * r + k] = dLa * T[r] * T[k] + dLb * T[r] * T[3 + k] + dLc * T[3 + r] * T[3 + k];
+      ST0[r] = S[3 * r] * T[0] + S[3 * r + 1] * T[1] + S[3 * r + 2] * T[2];
+      ST1[r] = S[3 * r] * T[3] + S[3 * r + 1] * T[4] + S[3 * r + 2] * T[5];
+    }
+    for (int k = 0; k < 3; ++k) {
+      dT[k] = 2.f * dLa * ST0[k] + dLb * ST1[k];
+      dT[3 + k] = 2.f * dLc * ST1[k] + dLb * ST0[k];
+    }
+    float* o = d.cov3D + 6 * i;
+    o[0] = G[0]; o[1] = G[1] + G[3]; o[2] = G[2] + G[6];
+    o[3] = G[4]; o[4] = G[5] + G[7]; o[5] = G[8];
+  } else {
+    // cov2D = P D P^T + 0.3 I with P = T R, D = diag(s^2), U = V P (inv_cov_axes):
+    //   dL/dP = -2 V Gv U D,  dL/ds_k = -2 s_k U_k^T Gv U_k  (V P_k = U_k: no V left over).
+    float R[9], s[3], P[6], U[6];
+    gaussian_axes(g, modifier, i, R, s);
+    project_axes(T, R, P);
+    float a, b, c, det;
+    cov2d_from_axes(P, s, a, b, c, det);
+    inv_cov_axes(P, s, det, U);
+    const float VA = c / det, VB = -b / det, VC = a / det;
+    float dP[6];
+    for (int k = 0; k < 3; ++k) {
+      const float X0 = gA * U[k] + 0.5f * gB * U[3 + k];
+      const float X1 = 0.5f * gB * U[k] + gC * U[3 + k];
+      const float s2 = s[k] * s[k];
+      dP[k] = -2.f * s2 * (VA * X0 + VB * X1);
+      dP[3 + k] = -2.f * s2 * (VB * X0 + VC * X1);
+      d.scales[3 * i + k] = modifier * -2.f * s[k] * (U[k] * X0 + U[3 + k] * X1);
+    }
+    // P = T R: dT = dP R^T, dR = T^T dP.
+    float dR[9];
+    for (int r = 0; r < 2; ++r)
+      for (int j = 0; j < 3; ++j)
+        dT[3 * r + j] = dP[3 * r] * R[3 * j] + dP[3 * r + 1] * R[3 * j + 1] + dP[3 * r + 2] * R[3 * j + 2];
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 3; ++k) dR[3 * j + k] = T[j] * dP[k] + T[3 + j] * dP[3 + k];
+    const float4 q = load_quat(g.rotations, i);
+    const float w = q.x, x = q.y, y = q.z, zq = q.w;
+    float* o = d.rotations + 4 * i;
+    o[0] = 2.f * (zq * (dR[3] - dR[1]) + y * (dR[2] - dR[6]) + x * (dR[7] - dR[5]));
+    o[1] = 2.f * (y * (dR[1] + dR[3]) + zq * (dR[2] + dR[6]) + w * (dR[7] - dR[5])) - 4.f * x * (dR[4] + dR[8]);
+    o[2] = 2.f * (x * (dR[1] + dR[3]) + w * (dR[2] - dR[6]) + zq * (dR[5] + dR[7])) - 4.f * y * (dR[0] + dR[8]);
+    o[3] = 2.f * (w * (dR[3] - dR[1]) + x * (dR[2] + dR[6]) + y * (dR[5] + dR[7])) - 4.f * zq * (dR[0] + dR[4]);
   }
   // T = J Wr: dL/dJ[r][j] = sum_k dT[r][k] Wr[j][k] with Wr[j][k] = view[4k + j].
   float dJ00 = 0.f, dJ02 = 0.f, dJ11 = 0.f, dJ12 = 0.f;
@@ -259,33 +302,6 @@ GS_HD void preprocess_backward_one(int i, const Frame& f, const Gaussians& g,
   dp.x += f.view[0] * dview.x + f.view[1] * dview.y + f.view[2] * dview.z;
   dp.y += f.view[4] * dview.x + f.view[5] * dview.y + f.view[6] * dview.z;
   dp.z += f.view[8] * dview.x + f.view[9] * dview.y + f.view[10] * dview.z;
-
-  if (g.cov3D_precomp) {
-    float* o = d.cov3D + 6 * i;
-    o[0] = G[0]; o[1] = G[1] + G[3]; o[2] = G[2] + G[6];
-    o[3] = G[4]; o[4] = G[5] + G[7]; o[5] = G[8];
-  } else {
-    // Sigma = M M^T  ->  dL/dM = (G + G^T) M; M = R diag(s).
-    float dM[9];
-    for (int r = 0; r < 3; ++r)
-      for (int k = 0; k < 3; ++k) {
-        float acc = 0.f;
-        for (int j = 0; j < 3; ++j) acc += (G[3 * r + j] + G[3 * j + r]) * M[3 * j + k];
-        dM[3 * r + k] = acc;
-      }
-    float dR[9];
-    for (int k = 0; k < 3; ++k) {
-      d.scales[3 * i + k] = modifier * (dM[k] * R[k] + dM[3 + k] * R[3 + k] + dM[6 + k] * R[6 + k]);
-      for (int r = 0; r < 3; ++r) dR[3 * r + k] = dM[3 * r + k] * s[k];
-    }
-    const float4 q = load_quat(g.rotations, i);
-    const float w = q.x, x = q.y, y = q.z, zq = q.w;
-    float* o = d.rotations + 4 * i;
-    o[0] = 2.f * (zq * (dR[3] - dR[1]) + y * (dR[2] - dR[6]) + x * (dR[7] - dR[5]));
-    o[1] = 2.f * (y * (dR[1] + dR[3]) + zq * (dR[2] + dR[6]) + w * (dR[7] - dR[5])) - 4.f * x * (dR[4] + dR[8]);
-    o[2] = 2.f * (x * (dR[1] + dR[3]) + w * (dR[2] - dR[6]) + zq * (dR[5] + dR[7])) - 4.f * y * (dR[0] + dR[8]);
-    o[3] = 2.f * (w * (dR[3] - dR[1]) + x * (dR[2] + dR[6]) + y * (dR[5] + dR[7])) - 4.f * zq * (dR[0] + dR[4]);
-  }
 
   if (g.shs) {
     const float3 dd = make_float3(p.x - f.campos[0], p.y - f.campos[1], p.z - f.campos[2]);

@@ -1,0 +1,65 @@
+"""Float64 central finite differences of a fixed linear image loss, the yardstick for every
+backend's analytic gradients on the hard cases of tests/raster_cases.py (used by
+tests/test_raster_gradients.py and bench/bench_grad_accuracy.py)."""
+import torch
+
+from gaussian_renderer import torch_backend
+from tests.raster_cases import look_at_settings
+
+PARAMS = ("means3D", "scales", "rotations", "opacities", "colors_precomp")
+
+
+def loss_weights(H, W, seed=7):
+    """Random weights of colour, depth and alpha: the loss is their dot product with the image."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(3, H, W, generator=gen, dtype=torch.float64),
+            torch.randn(1, H, W, generator=gen, dtype=torch.float64),
+            torch.randn(1, H, W, generator=gen, dtype=torch.float64))
+
+
+def render_loss(rasterize, settings, g, weights):
+    n = g["means3D"].shape[0]
+    vs = torch.zeros(n, 4, dtype=g["means3D"].dtype, requires_grad=True)
+    out = rasterize(settings, means2D=vs, **g)
+    wc, wd, wa = (w.to(out.color.dtype) for w in weights)
+    return (out.color * wc).sum() + (out.depth * wd).sum() + (out.alpha * wa).sum()
+
+
+def analytic_grads(rasterize, case, dtype=torch.float32, seed=7):
+    """Gradients (float64 copies) of the loss from `rasterize` run in `dtype`."""
+    _, cam, g64 = case
+    s = look_at_settings(dtype=dtype, **cam)
+    leaves = {k: v.to(dtype).clone().requires_grad_(True) for k, v in g64.items()}
+    loss = render_loss(rasterize, s, leaves, loss_weights(s.image_height, s.image_width, seed))
+    loss.backward()
+    return {k: (v.grad if v.grad is not None else torch.zeros_like(v)).double()
+            for k, v in leaves.items()}
+
+
+@torch.no_grad()
+def fd_grads(case, rel_step=1e-6, seed=7):
+    """Central differences of the float64 torch backend; step rel_step * max(|x|, 0.01)."""
+    _, cam, g64 = case
+    s = look_at_settings(dtype=torch.float64, **cam)
+    w = loss_weights(s.image_height, s.image_width, seed)
+    base = {k: v.clone() for k, v in g64.items()}
+    out = {}
+    for k in PARAMS:
+        grad = torch.zeros_like(base[k])
+        flat, gflat = base[k].view(-1), grad.view(-1)
+        for i in range(flat.numel()):
+            x = float(flat[i])
+            h = rel_step * max(abs(x), 0.01)
+            flat[i] = x + h
+            lp = float(render_loss(torch_backend.rasterize, s, base, w))
+            flat[i] = x - h
+            lm = float(render_loss(torch_backend.rasterize, s, base, w))
+            flat[i] = x
+            gflat[i] = (lp - lm) / (2 * h)
+        out[k] = grad
+    return out
+
+
+def rel_error(g, ref):
+    """Norm-relative error of one parameter's gradient (all Gaussians of a case together)."""
+    return float((g - ref).norm() / max(float(ref.norm()), 1e-12))

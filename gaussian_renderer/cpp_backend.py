@@ -104,7 +104,7 @@ def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
     frame = (int(s.sh_degree), s.bg.float().contiguous(), s.viewmatrix.float().contiguous(),
              s.projmatrix.float().contiguous(), s.campos.float().contiguous(), float(s.tanfovx),
              float(s.tanfovy), int(s.image_height), int(s.image_width), float(s.scale_modifier),
-             float(s.mult))
+             float(s.mult), bool(getattr(s, "antialiasing", False)))
     metric = (metric_map.reshape(-1).to(device="cpu", dtype=torch.bool).contiguous()
               if metric_map is not None else torch.zeros(0, dtype=torch.bool))
     empty = torch.empty(0)

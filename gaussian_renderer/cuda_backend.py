@@ -33,7 +33,8 @@ def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
         tanfovx=settings.tanfovx, tanfovy=settings.tanfovy, bg=settings.bg,
         scale_modifier=settings.scale_modifier, viewmatrix=settings.viewmatrix,
         projmatrix=settings.projmatrix, sh_degree=settings.sh_degree, campos=settings.campos,
-        prefiltered=settings.prefiltered, mult=settings.mult, debug=settings.debug)
+        prefiltered=settings.prefiltered, mult=settings.mult, debug=settings.debug,
+        antialiasing=bool(getattr(settings, "antialiasing", False)))
     color, radii, depth, alpha, counts, invdepth = ext.GaussianRasterizer(ext_settings)(
         means3D, means2D, opacities, shs=shs, colors_precomp=colors_precomp, scales=scales,
         rotations=rotations, cov3D_precomp=cov3D_precomp, metric_map=metric_map)

@@ -218,7 +218,7 @@ Call make_call(const Tensor& means3D, const Tensor& opacities, const Tensor& shs
                const Tensor& colors_precomp, const Tensor& scales, const Tensor& rotations,
                const Tensor& cov3D_precomp, const Tensor& bg, const Tensor& viewmatrix,
                const Tensor& projmatrix, const Tensor& campos, double tanfovx, double tanfovy,
-               int64_t H, int64_t W, double scale_modifier, double mult) {
+               int64_t H, int64_t W, double scale_modifier, double mult, bool antialiasing) {
   check_cpu(means3D, "means3D");
   check_cpu(opacities, "opacities");
   check_cpu(bg, "bg");
@@ -238,6 +238,7 @@ Call make_call(const Tensor& means3D, const Tensor& opacities, const Tensor& shs
   c.cam.bg = bg.data_ptr<float>();
   c.cam.scale_modifier = (float)scale_modifier;
   c.cam.mult = (float)mult;
+  c.cam.antialiasing = antialiasing;
   c.g.count = (int)means3D.size(0);
   c.g.means3D = means3D.data_ptr<float>();
   c.g.opacities = opacities.data_ptr<float>();
@@ -291,10 +292,11 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
                             Tensor colors_precomp, Tensor scales, Tensor rotations,
                             Tensor cov3D_precomp, Tensor bg, Tensor viewmatrix, Tensor projmatrix,
                             Tensor campos, double tanfovx, double tanfovy, int64_t H, int64_t W,
-                            double scale_modifier, double mult, Tensor metric) {
+                            double scale_modifier, double mult, bool antialiasing,
+                            Tensor metric) {
   const Call c = make_call(means3D, opacities, shs, sh_degree, colors_precomp, scales, rotations,
                            cov3D_precomp, bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy,
-                           H, W, scale_modifier, mult);
+                           H, W, scale_modifier, mult, antialiasing);
   const int64_t P = c.g.count;
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
   auto i32 = torch::TensorOptions().dtype(torch::kInt32);
@@ -429,11 +431,11 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
                              Tensor cov3D_precomp, Tensor bg, Tensor viewmatrix,
                              Tensor projmatrix, Tensor campos, double tanfovx, double tanfovy,
                              int64_t H, int64_t W, double scale_modifier, double mult,
-                             std::vector<Tensor> saved, Tensor g_color, Tensor g_depth,
+                             bool antialiasing, std::vector<Tensor> saved, Tensor g_color, Tensor g_depth,
                              Tensor g_alpha, Tensor g_invdepth) {
   const Call c = make_call(means3D, opacities, shs, sh_degree, colors_precomp, scales, rotations,
                            cov3D_precomp, bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy,
-                           H, W, scale_modifier, mult);
+                           H, W, scale_modifier, mult, antialiasing);
   const int64_t P = c.g.count;
   // saved: radii, pos, conic, box, rgb, clamped, t_final, n_contrib, 4 binning tensors.
   const Tensor radii = saved[0];

@@ -32,7 +32,7 @@ gsr::BufferFn grower(Tensor& t) {
 
 gsr::Camera make_camera(const Tensor& bg, const Tensor& viewmatrix, const Tensor& projmatrix,
                         const Tensor& campos, double tanfovx, double tanfovy, int64_t H,
-                        int64_t W, double scale_modifier, double mult) {
+                        int64_t W, double scale_modifier, double mult, bool antialiasing) {
   check_input(bg, "bg");
   check_input(viewmatrix, "viewmatrix");
   check_input(projmatrix, "projmatrix");
@@ -51,6 +51,7 @@ gsr::Camera make_camera(const Tensor& bg, const Tensor& viewmatrix, const Tensor
   cam.bg = bg.data_ptr<float>();
   cam.scale_modifier = static_cast<float>(scale_modifier);
   cam.mult = static_cast<float>(mult);
+  cam.antialiasing = antialiasing;
   return cam;
 }
 
@@ -101,9 +102,9 @@ rasterize_forward(const Tensor& bg, const Tensor& means3D, const Tensor& colors_
                   double scale_modifier, const Tensor& cov3D_precomp, const Tensor& viewmatrix,
                   const Tensor& projmatrix, double tanfovx, double tanfovy, int64_t H, int64_t W,
                   const Tensor& shs, int64_t sh_degree, const Tensor& campos, double mult,
-                  const Tensor& metric_map, bool debug) {
+                  const Tensor& metric_map, bool antialiasing, bool debug) {
   const gsr::Camera cam = make_camera(bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy, H,
-                                      W, scale_modifier, mult);
+                                      W, scale_modifier, mult, antialiasing);
   const gsr::Gaussians g = make_gaussians(means3D, opacities, shs, sh_degree, colors_precomp,
                                           scales, rotations, cov3D_precomp);
   const auto fopt = means3D.options();
@@ -150,10 +151,10 @@ rasterize_backward(const Tensor& bg, const Tensor& means3D, const Tensor& radii,
                    const Tensor& dL_dalpha, const Tensor& dL_dinvdepth, const Tensor& shs,
                    int64_t sh_degree,
                    const Tensor& campos, double mult, Tensor geom, int64_t num_rendered,
-                   Tensor binning, Tensor image, bool debug) {
+                   Tensor binning, Tensor image, bool antialiasing, bool debug) {
   const int64_t H = dL_dcolor.size(1), W = dL_dcolor.size(2);
   const gsr::Camera cam = make_camera(bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy, H,
-                                      W, scale_modifier, mult);
+                                      W, scale_modifier, mult, antialiasing);
   const gsr::Gaussians g = make_gaussians(means3D, opacities, shs, sh_degree, colors_precomp,
                                           scales, rotations, cov3D_precomp);
   check_input(dL_dcolor, "dL_dcolor");

@@ -21,6 +21,7 @@ struct Camera {
   const float* bg = nullptr;          // device, 3 floats
   float scale_modifier = 1.f;
   float mult = 1.f;                   // FastGS compact-footprint factor
+  bool antialiasing = false;          // 2D mip filter (docs/RASTERIZER.md)
 };
 
 // Per-Gaussian inputs (device pointers). Exactly one of shs / colors_precomp and one of

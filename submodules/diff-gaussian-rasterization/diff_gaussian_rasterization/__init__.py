@@ -29,6 +29,7 @@ class GaussianRasterizationSettings(NamedTuple):
     prefiltered: bool
     mult: float = 1.0
     debug: bool = False
+    antialiasing: bool = False  # 2D mip filter: opacity x sqrt(det(cov2D) / det(cov2D + 0.3 I))
 
 
 def _f32(t, device):
@@ -53,7 +54,8 @@ class _RasterizeGaussians(torch.autograd.Function):
         args = (bg, means3D, colors_precomp, opacities, scales, rotations,
                 float(s.scale_modifier), cov3D_precomp, view, proj, float(s.tanfovx),
                 float(s.tanfovy), int(s.image_height), int(s.image_width), shs,
-                int(s.sh_degree), campos, float(s.mult), metric, bool(s.debug))
+                int(s.sh_degree), campos, float(s.mult), metric, bool(s.antialiasing),
+                bool(s.debug))
         num_rendered, color, radii, depth, alpha, counts, invdepth, geom, binning, image = \
             _C.rasterize_gaussians(*args)
         ctx.settings = (bg, view, proj, campos)
@@ -87,7 +89,7 @@ class _RasterizeGaussians(torch.autograd.Function):
             grad_or_zeros(g_depth, (1, H, W)), grad_or_zeros(g_alpha, (1, H, W)),
             grad_or_zeros(g_invdepth, (1, H, W)), shs,
             int(s.sh_degree), campos, float(s.mult), geom, ctx.num_rendered, binning, image,
-            bool(s.debug))
+            bool(s.antialiasing), bool(s.debug))
         d_means2D = d_means2D[:, :ctx.means2D_cols]
         has = lambda t: t.numel() > 0  # noqa: E731  (empty tensor = argument not given)
         return (d_means3D, d_means2D,

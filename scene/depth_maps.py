@@ -58,7 +58,7 @@ def load_invdepth(path: str, size) -> torch.Tensor:
         raise UserError(f"cannot read depth map {path}: {e}") from e
     if arr.ndim != 2:
         raise UserError(f"depth map {path} must have one channel")
-    img = Image.fromarray(arr / PNG_SCALE, mode="F")
+    img = Image.fromarray((arr / PNG_SCALE).astype(np.float32))  # mode F
     if img.size != tuple(size):
         img = img.resize(tuple(size), Image.Resampling.BILINEAR)
     out = np.maximum(np.asarray(img, dtype=np.float32), 0.0)

@@ -48,6 +48,7 @@ def render_sets(dataset, iteration, pipeline, skip_train, skip_test, quiet):
     if dataset.data_device in (None, "", "auto"):
         dataset.data_device = str(device)
     gaussians = GaussianModel(dataset.sh_degree, device=device)
+    dataset.depths = ""  # depth maps (-d) only supervise training; rendering does not read them
     scene = Scene(dataset, gaussians, load_iteration=iteration, quiet=quiet)
     bg = [1.0, 1.0, 1.0] if dataset.white_background else [0.0, 0.0, 0.0]
     background = torch.tensor(bg, dtype=torch.float32, device=device)

@@ -62,6 +62,7 @@ class ModelParams(ParamGroup):
         self._source_path = ""
         self._model_path = ""
         self._images = "images"
+        self._depths = ""
         self._resolution = -1
         self._white_background = False
         self.data_device = "auto"
@@ -77,6 +78,9 @@ class ModelParams(ParamGroup):
             "source_path": "scene folder (COLMAP sparse/ or Blender transforms_*.json)",
             "model_path": "output folder (default: output/<random>)",
             "images": "image folder inside the scene, e.g. images_2",
+            "depths": "folder (inside the scene, or a path) of per-image inverse-depth maps: "
+                      "16-bit PNGs named as the images (COLMAP scenes also need "
+                      "sparse/0/depth_params.json from utils/make_depth_scale.py)",
             "resolution": "1, 2, 4, 8 divide the image size; another value is a target width; "
                           "-1 caps the width at 1600",
             "device": "cuda, cpu or auto (CUDA when available)",
@@ -105,13 +109,17 @@ class PipelineParams(ParamGroup):
         self.debug = False
         self.backend = "auto"
         self.mult = 0.5
+        self.antialiasing = False
         super().__init__(parser, "Pipeline Parameters")
 
     def _help(self):
         return {"backend": "rasterizer: auto (CUDA extension on CUDA, C++ rasterizer on CPU, "
                            "when built; else torch), cuda, cpp or torch (pure PyTorch oracle)",
                 "mult": "FastGS compact footprint factor, shared by training and rendering "
-                        "(1.0 = the reference 3DGS footprint)"}
+                        "(1.0 = the reference 3DGS footprint)",
+                "antialiasing": "2D mip filter (the reference's): opacity scaled by "
+                                "sqrt(det(cov2D) / det(cov2D + dilation)); saved in cfg_args, "
+                                "so render.py and edit.py use it too"}
 
     def _ranges(self):
         return {"mult": Float(0.0, 4.0, lo_open=True)}
@@ -132,19 +140,25 @@ class OptimizationParams(ParamGroup):
         self.rotation_lr = 0.001
         self.lambda_dssim = 0.2
         self.random_background = False
+        self.depth_l1_weight_init = 1.0
+        self.depth_l1_weight_final = 0.01
         super().__init__(parser, "Optimization Parameters")
 
     def _help(self):
         return {"lowfeature_lr": "learning rate of the SH DC (base colour) coefficients "
                                  "(0 = --feature_lr)",
                 "highfeature_lr": "learning rate of the higher SH coefficients "
-                                  "(0 = --feature_lr / 20, as the reference)"}
+                                  "(0 = --feature_lr / 20, as the reference)",
+                "depth_l1_weight_init": "with -d/--depths: weight of the L1 loss on inverse "
+                                        "depth at iteration 1, decaying exponentially to ...",
+                "depth_l1_weight_final": "... this weight at the last iteration"}
 
     def _ranges(self):
         lrs = ("position_lr_init", "position_lr_final", "feature_lr", "lowfeature_lr",
                "highfeature_lr", "opacity_lr", "scaling_lr", "rotation_lr")
         return {"iterations": Int(1, ITERATIONS_MAX), "position_lr_delay_mult": fraction(),
                 "position_lr_max_steps": Int(1, ITERATIONS_MAX), "lambda_dssim": fraction(),
+                "depth_l1_weight_init": non_negative(), "depth_l1_weight_final": non_negative(),
                 **{name: learning_rate() for name in lrs}}
 
 
@@ -343,6 +357,11 @@ def check_args(args):
         raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {args.strategy!r}")
     if getattr(args, "backend", "auto") not in ("auto", "cuda", "cpp", "torch"):
         raise UserError(f"--backend must be auto, cuda, cpp or torch, got {args.backend!r}")
+    init = getattr(args, "depth_l1_weight_init", 1.0)
+    final = getattr(args, "depth_l1_weight_final", 0.01)
+    if (init == 0) != (final == 0):
+        raise UserError("--depth_l1_weight_init and --depth_l1_weight_final must both be > 0 "
+                        "(an exponential schedule), or both 0 (off)")
     check_semantic_args(args)
 
 

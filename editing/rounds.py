@@ -87,6 +87,7 @@ def load_trained_setup(cfg):
         if getattr(cfg, k, None):
             setattr(ns, k, getattr(cfg, k))
     ns.seed = cfg.seed
+    ns.depths = ""  # the capture's depth maps describe the scene before the edit
     return tuple(g.extract(ns) for g in groups)
 
 

@@ -48,7 +48,8 @@ def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier:
            override_color: Optional[torch.Tensor] = None,
            metric_map: Optional[torch.Tensor] = None) -> dict:
     """Render `pc` (GaussianModel) from `viewpoint_camera`; returns the reference's render_pkg
-    plus `depth`, `alpha` and `accum_metric_counts`."""
+    plus `depth` (alpha-blended z), `invdepth` (alpha-blended 1/z: the reference's "depth"),
+    `alpha` and `accum_metric_counts`. `pipe.antialiasing` turns on the 2D mip filter."""
     means3D = pc.get_xyz
     dev, dt = means3D.device, means3D.dtype
     # Viewspace statistics tensor: receives dL/dNDC (cols 0-1) and the absolute gradient (2-3).
@@ -68,6 +69,7 @@ def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier:
         prefiltered=False,
         mult=float(getattr(pipe, "mult", 1.0)),
         debug=bool(getattr(pipe, "debug", False)),
+        antialiasing=bool(getattr(pipe, "antialiasing", False)),
     )
     scales = rotations = cov3D_precomp = None
     if getattr(pipe, "compute_cov3D_python", False):
@@ -95,6 +97,7 @@ def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier:
     return {
         "render": out.color,
         "depth": out.depth,
+        "invdepth": out.invdepth,
         "alpha": out.alpha,
         "viewspace_points": screenspace_points,
         "visibility_filter": out.radii > 0,

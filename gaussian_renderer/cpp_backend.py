@@ -117,15 +117,15 @@ class _Rasterize(torch.autograd.Function):
                 cov3D_precomp, frame, metric):
         outs = _extension().forward(means3D, opacities, shs, *frame[:1], colors_precomp, scales,
                                     rotations, cov3D_precomp, *frame[1:], metric)
-        color, depth, alpha, radii, counts = outs[:5]
+        color, depth, alpha, radii, counts, invdepth = outs[:6]
         ctx.frame = frame
         ctx.save_for_backward(means3D, opacities, shs, colors_precomp, scales, rotations,
-                              cov3D_precomp, radii, *outs[5:])
+                              cov3D_precomp, radii, *outs[6:])
         ctx.mark_non_differentiable(radii, counts)
-        return color, depth, alpha, radii, counts
+        return color, depth, alpha, radii, counts, invdepth
 
     @staticmethod
-    def backward(ctx, g_color, g_depth, g_alpha, _g_radii, _g_counts):
+    def backward(ctx, g_color, g_depth, g_alpha, _g_radii, _g_counts, g_invdepth):
         means3D, opacities, shs, colors_precomp, scales, rotations, cov3D, *saved = \
             ctx.saved_tensors
         frame = ctx.frame
@@ -136,7 +136,8 @@ class _Rasterize(torch.autograd.Function):
 
         d = _extension().backward(means3D, opacities, shs, frame[0], colors_precomp, scales,
                                   rotations, cov3D, *frame[1:], saved, grad(g_color, (3, H, W)),
-                                  grad(g_depth, (1, H, W)), grad(g_alpha, (1, H, W)))
+                                  grad(g_depth, (1, H, W)), grad(g_alpha, (1, H, W)),
+                                  grad(g_invdepth, (1, H, W)))
         d_means3D, d_means2D, d_opac, d_shs, d_colors, d_scales, d_rot, d_cov = d
         given = lambda t, g: g if t.numel() else None  # noqa: E731
         return (d_means3D, d_means2D, d_opac, given(shs, d_shs), given(colors_precomp, d_colors),
@@ -158,12 +159,12 @@ def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
     frame = (int(s.sh_degree), s.bg.float().contiguous(), s.viewmatrix.float().contiguous(),
              s.projmatrix.float().contiguous(), s.campos.float().contiguous(), float(s.tanfovx),
              float(s.tanfovy), int(s.image_height), int(s.image_width), float(s.scale_modifier),
-             float(s.mult), list(frustum_limits(s)))
+             float(s.mult), list(frustum_limits(s)), bool(getattr(s, "antialiasing", False)))
     metric = (metric_map.reshape(-1).to(device="cpu", dtype=torch.bool).contiguous()
               if metric_map is not None else torch.zeros(0, dtype=torch.bool))
     empty = torch.empty(0)
-    color, depth, alpha, radii, counts = _Rasterize.apply(
+    color, depth, alpha, radii, counts, invdepth = _Rasterize.apply(
         means3D.contiguous(), means2D, opacities.contiguous(),
         *(t.contiguous() if t is not None else empty
           for t in (shs, colors_precomp, scales, rotations, cov3D_precomp)), frame, metric)
-    return RasterOutput(color, depth, alpha, radii, counts)
+    return RasterOutput(color, depth, alpha, radii, counts, invdepth)

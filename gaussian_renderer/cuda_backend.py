@@ -34,9 +34,10 @@ def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
         scale_modifier=settings.scale_modifier, viewmatrix=settings.viewmatrix,
         projmatrix=settings.projmatrix, sh_degree=settings.sh_degree, campos=settings.campos,
         prefiltered=settings.prefiltered, mult=settings.mult, debug=settings.debug,
-        frustum=frustum_limits(settings))
-    color, radii, depth, alpha, counts = ext.GaussianRasterizer(ext_settings)(
+        frustum=frustum_limits(settings),
+        antialiasing=bool(getattr(settings, "antialiasing", False)))
+    color, radii, depth, alpha, counts, invdepth = ext.GaussianRasterizer(ext_settings)(
         means3D, means2D, opacities, shs=shs, colors_precomp=colors_precomp, scales=scales,
         rotations=rotations, cov3D_precomp=cov3D_precomp, metric_map=metric_map)
     return RasterOutput(color=color, depth=depth, alpha=alpha, radii=radii,
-                        accum_metric_counts=counts)
+                        accum_metric_counts=counts, invdepth=invdepth)

@@ -69,18 +69,19 @@ def _transmittance(la, cs, seg_start, log_t_min: float):
 
 
 def _blend_values(gid, w, color, depth):
-    """(P,4) weighted colour and depth contributions."""
-    return torch.cat([color[gid], depth[gid, None]], 1) * w[:, None]
+    """(P,5) weighted colour, depth and inverse-depth contributions (depth: (M,2) z, 1/z)."""
+    return torch.cat([color[gid], depth[gid]], 1) * w[:, None]
 
 
 def _pair_value(gid, pix, w, color, depth, gC, gD):
-    """w * dL/d(contribution) per pair: the quantity whose suffix sums the backward needs."""
-    val = (color[gid] * gC[pix]).sum(1) + depth[gid] * gD[pix]
+    """w * dL/d(contribution) per pair: the quantity whose suffix sums the backward needs.
+    depth: (M,2) z and 1/z; gD: (pixels,2) gradients of the depth and inverse-depth images."""
+    val = (color[gid] * gC[pix]).sum(1) + (depth[gid] * gD[pix]).sum(1)
     return val, (w * val).to(torch.float64)
 
 
 def _pair_grads(gid, pix, alpha, T, val, cs, seg_end, tab, gC, gD, gA, t_final, bg, W: int):
-    """Per-pair gradients, columns: u, v, |u|, |v|, conic a, b, c, opacity, depth, r, g, b.
+    """Per-pair gradients, columns: u, v, |u|, |v|, conic a, b, c, opacity, z, 1/z, r, g, b.
 
     tab columns: u, v, conic a, b, c, opacity.
     """
@@ -101,8 +102,8 @@ def _pair_grads(gid, pix, alpha, T, val, cs, seg_end, tab, gC, gD, gA, t_final, 
     g_v = -g_power * (cc * dy + cb * dx)
     return torch.cat([
         torch.stack([g_u, g_v, g_u.abs(), g_v.abs(), -0.5 * g_power * dx * dx,
-                     -g_power * dx * dy, -0.5 * g_power * dy * dy, g_a * G, w * gD[pix]], 1),
-        w[:, None] * gC_p], 1)
+                     -g_power * dx * dy, -0.5 * g_power * dy * dy, g_a * G], 1),
+        w[:, None] * gD[pix], w[:, None] * gC_p], 1)
 
 
 eval_candidates = kernel(_eval_candidates)

@@ -25,9 +25,9 @@ def _rot(q):
 def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=None,
                         scales=None, rotations=None, cov3D_precomp=None, metric_map=None,
                         clamp=True):
-    """Returns dict(color, depth, alpha, radii, counts, delta) where `delta` (2,H*W,N) is the
-    per-pixel perturbation leaf whose .grad gives each pixel's screen-space contribution.
-    clamp=False: the EWA Jacobian at the true x/z, y/z (no frustum clamp)."""
+    """Returns dict(color, depth, invdepth, alpha, radii, counts, delta) where `delta`
+    (2,H*W,N) is the per-pixel perturbation leaf whose .grad gives each pixel's screen-space
+    contribution. clamp=False: the EWA Jacobian at the true x/z, y/z (no frustum clamp)."""
     s = settings
     H, W = s.image_height, s.image_width
     N = means3D.shape[0]
@@ -71,6 +71,10 @@ def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=N
             continue
         inv = torch.linalg.inv(cov)
         o = opacities[i, 0].double()
+        if getattr(s, "antialiasing", False):  # 2D mip filter: det ratio before/after dilation
+            c0 = cov - 0.3 * torch.eye(2, **f64)
+            ratio = (c0[0, 0] * c0[1, 1] - c0[0, 1] ** 2) / det
+            o = o * torch.sqrt(torch.clamp_min(ratio, 0.000025))
         o_f = float(o.detach())
         if o_f <= 1 / 255:
             continue
@@ -95,6 +99,7 @@ def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=N
     T = torch.ones(H * W, **f64)
     C = torch.zeros(3, H * W, **f64)
     D = torch.zeros(H * W, **f64)
+    ID = torch.zeros(H * W, **f64)
     done = torch.zeros(H * W, dtype=torch.bool, device=means3D.device)
     radii = torch.zeros(N, dtype=torch.int32)
     counts = torch.zeros(N, dtype=torch.int32)
@@ -115,9 +120,11 @@ def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=N
         wgt = torch.where(use, a * T, torch.zeros_like(a))
         C = C + col[:, None] * wgt[None]
         D = D + z * wgt
+        ID = ID + wgt / z
         T = torch.where(use, test_T, T)
         if mm is not None:
             counts[i] += int((use.cpu() & mm).sum())
     color = C + T[None] * s.bg.double()[:, None]
     return dict(color=color.reshape(3, H, W), depth=D.reshape(1, H, W),
+                invdepth=ID.reshape(1, H, W),
                 alpha=(1 - T).reshape(1, H, W), radii=radii, counts=counts, delta=delta)

@@ -20,6 +20,7 @@ class RasterSettings:
     prefiltered: bool = False
     mult: float = 1.0           # FastGS compact footprint factor
     debug: bool = False
+    antialiasing: bool = False  # 2D mip filter: opacity x sqrt(det(cov2D) / det(cov2D + 0.3 I))
 
 
 FRUSTUM_SLACK = 0.3  # EWA clamp margin beyond each image edge, in units of tan(fov/2)
@@ -47,3 +48,4 @@ class RasterOutput(NamedTuple):
     alpha: torch.Tensor                 # (1,H,W)
     radii: torch.Tensor                 # (N,) int32
     accum_metric_counts: torch.Tensor   # (N,) int32
+    invdepth: Optional[torch.Tensor] = None  # (1,H,W) alpha-blended 1/z

@@ -21,6 +21,7 @@ ALPHA_MAX = pk.ALPHA_MAX
 T_MIN = 1e-4
 NEAR_Z = 0.2
 DILATION = 0.3  # EWA low-pass filter added to cov2D
+AA_MIN_RATIO = 0.000025  # the reference's floor of the det ratio under --antialiasing
 # Candidate pairs evaluated per chunk: bounds peak memory for large footprints.
 CHUNK_PAIRS = 1 << 22
 
@@ -84,6 +85,26 @@ class _ConicFromAxes(torch.autograd.Function):
         return dP, ds
 
 
+def _axes_det_trace(P, s):
+    """det and trace of the undilated cov2D = P diag(s²) Pᵀ (autograd): the determinant as the
+    Cauchy–Binet sum of squared scaled 2x2 minors, which does not cancel for thin Gaussians."""
+    P0, P1 = P[:, 0], P[:, 1]
+    m01 = P0[:, 0] * P1[:, 1] - P0[:, 1] * P1[:, 0]
+    m02 = P0[:, 0] * P1[:, 2] - P0[:, 2] * P1[:, 0]
+    m12 = P0[:, 1] * P1[:, 2] - P0[:, 2] * P1[:, 1]
+    s0, s1, s2 = s.unbind(1)
+    det0 = (s0 * s1 * m01) ** 2 + (s0 * s2 * m02) ** 2 + (s1 * s2 * m12) ** 2
+    return det0, (s * s * (P0 * P0 + P1 * P1)).sum(1)
+
+
+def _aa_scale(det0, tr0):
+    """--antialiasing opacity factor sqrt(det(cov2D) / det(cov2D + 0.3 I)), with
+    det(cov2D + 0.3 I) = det + 0.3 trace + 0.09; floored as the reference (zero gradient where
+    the floor is active)."""
+    ratio = det0 / (det0 + DILATION * tr0 + DILATION * DILATION)
+    return torch.sqrt(torch.clamp_min(ratio, AA_MIN_RATIO))
+
+
 def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scales, rotations,
                 cov3D_precomp):
     """Project the Gaussians in front of the near plane. Returns a dict over the M candidates."""
@@ -123,6 +144,13 @@ def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scal
     ok = (det > 0).detach()
 
     opac = opacities[idx, 0]
+    if getattr(s, "antialiasing", False):
+        if cov3D_precomp is not None:
+            a0, c0 = cov2d[:, 0, 0], cov2d[:, 1, 1]
+            det0, tr0 = a0 * c0 - b * b, a0 + c0
+        else:
+            det0, tr0 = _axes_det_trace(P, s.scale_modifier * scales[idx])
+        opac = opac * _aa_scale(det0, tr0)
     if colors_precomp is not None:
         color = colors_precomp[idx]
     else:
@@ -145,7 +173,8 @@ def _preprocess(s: RasterSettings, means3D, opacities, shs, colors_precomp, scal
         y1 = torch.clamp_max(torch.floor(v + ey), H - 1)
         ok = ok & (x1 >= x0) & (y1 >= y0) & torch.isfinite(u) & torch.isfinite(v)
     return dict(idx=idx, u=u, v=v, conic=conic, opac=opac, color=color, depth=tz, ok=ok,
-                radius=radius, box=(x0, x1, y0, y1))
+                radius=radius, box=(x0, x1, y0, y1),
+                depth_feats=torch.stack([tz, 1.0 / tz], 1))  # blended into depth, invdepth
 
 
 @torch.no_grad()
@@ -229,21 +258,22 @@ class _Composite(torch.autograd.Function):
         log_t_final.index_add_(0, pix, la)
         t_final = torch.exp(log_t_final).to(alpha.dtype)
 
-        acc = torch.zeros(n_pix, 4, dtype=alpha.dtype, device=u.device)
+        acc = torch.zeros(n_pix, 5, dtype=alpha.dtype, device=u.device)
         acc.index_add_(0, pix, pk.blend_values(gid, w, color, depth))
         img = acc[:, :3] + t_final[:, None] * bg[None, :]
         out_color = img.T.reshape(3, H, W)
         out_depth = acc[:, 3].reshape(1, H, W)
+        out_invdepth = acc[:, 4].reshape(1, H, W)
         out_alpha = (1.0 - t_final).reshape(1, H, W)
 
         ctx.save_for_backward(u, v, conic, opac, color, depth, pix, gid, alpha, T, t_final, bg,
                               vis_idx)
         ctx.shape = (H, W, viewspace.shape[0])
         ctx.mark_non_differentiable(pix, gid)
-        return out_color, out_depth, out_alpha, pix, gid
+        return out_color, out_depth, out_invdepth, out_alpha, pix, gid
 
     @staticmethod
-    def backward(ctx, g_color, g_depth, g_alpha, _gp, _gg):
+    def backward(ctx, g_color, g_depth, g_invdepth, g_alpha, _gp, _gg):
         u, v, conic, opac, color, depth, pix, gid, alpha, T, t_final, bg, vis_idx = \
             ctx.saved_tensors
         H, W, N = ctx.shape
@@ -252,7 +282,9 @@ class _Composite(torch.autograd.Function):
         dt = alpha.dtype
         zeros = lambda *shape: torch.zeros(*shape, dtype=dt, device=u.device)  # noqa: E731
         gC = g_color.reshape(3, n_pix).T.contiguous() if g_color is not None else zeros(n_pix, 3)
-        gD = g_depth.reshape(n_pix) if g_depth is not None else zeros(n_pix)
+        gD = torch.stack([g_depth.reshape(n_pix) if g_depth is not None else zeros(n_pix),
+                          g_invdepth.reshape(n_pix) if g_invdepth is not None else zeros(n_pix)],
+                         1)
         gA = g_alpha.reshape(n_pix) if g_alpha is not None else zeros(n_pix)
 
         val, wv = pk.pair_value(gid, pix, alpha * T, color, depth, gC, gD)
@@ -261,13 +293,13 @@ class _Composite(torch.autograd.Function):
         tab = torch.cat([u[:, None], v[:, None], conic, opac[:, None]], 1).contiguous()
         per_pair = pk.pair_grads(gid, pix, alpha, T, val, cs, seg_end, tab, gC, gD, gA,
                                  t_final, bg, W)
-        acc = torch.zeros(M, 12, dtype=dt, device=u.device)
+        acc = torch.zeros(M, 13, dtype=dt, device=u.device)
         acc.index_add_(0, gid, per_pair)
 
         g_viewspace = torch.zeros(N, 4, dtype=dt, device=u.device)
         scale = torch.tensor([0.5 * W, 0.5 * H, 0.5 * W, 0.5 * H], dtype=dt, device=u.device)
         g_viewspace[vis_idx] = acc[:, 0:4] * scale
-        return (acc[:, 0], acc[:, 1], acc[:, 4:7], acc[:, 7], acc[:, 9:12], acc[:, 8],
+        return (acc[:, 0], acc[:, 1], acc[:, 4:7], acc[:, 7], acc[:, 10:13], acc[:, 8:10],
                 g_viewspace, None, None, None, None, None, None, None)
 
 
@@ -286,8 +318,8 @@ def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
                       cov3D_precomp)
     pix, gid, alpha = _pairs(pre, s)
     bg = s.bg.to(device=dev, dtype=means3D.dtype)
-    color, depth, alpha_img, pix_k, gid_k = _Composite.apply(
-        pre["u"], pre["v"], pre["conic"], pre["opac"], pre["color"], pre["depth"], means2D,
+    color, depth, invdepth, alpha_img, pix_k, gid_k = _Composite.apply(
+        pre["u"], pre["v"], pre["conic"], pre["opac"], pre["color"], pre["depth_feats"], means2D,
         pix, gid, alpha, bg, H, W, pre["idx"])
 
     radii = torch.zeros(N, dtype=torch.int32, device=dev)
@@ -298,4 +330,4 @@ def rasterize(settings: RasterSettings, means3D, means2D, opacities, shs=None,
         hit = metric_map.reshape(-1).to(torch.bool)[pix_k]
         per = torch.bincount(gid_k[hit], minlength=pre["u"].shape[0]).to(torch.int32)
         counts[pre["idx"]] = per
-    return RasterOutput(color, depth, alpha_img, radii, counts)
+    return RasterOutput(color, depth, alpha_img, radii, counts, invdepth)

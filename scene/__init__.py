@@ -19,9 +19,12 @@ def read_scene_info(args):
     if not args.source_path or not os.path.isdir(args.source_path):
         raise UserError(f"-s/--source_path {args.source_path!r} is not a folder")
     kind = detect_scene_type(args.source_path)
+    depths = getattr(args, "depths", "") or ""
     if kind == "Colmap":
-        return readColmapSceneInfo(args.source_path, args.images, args.eval, args.llffhold)
-    return readNerfSyntheticInfo(args.source_path, args.white_background, args.eval)
+        return readColmapSceneInfo(args.source_path, args.images, args.eval, args.llffhold,
+                                   depths=depths)
+    return readNerfSyntheticInfo(args.source_path, args.white_background, args.eval,
+                                 depths=depths)
 
 
 class Scene:

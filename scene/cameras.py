@@ -39,7 +39,17 @@ class Camera:
         self.cy = self.image_height / 2.0 if cy is None else float(cy)
         self.znear, self.zfar = znear, zfar
         self.trans, self.scale = np.asarray(trans, np.float64), scale
+        # Depth regularisation (-d/--depths): inverse depth in COLMAP's scale, (1,H,W).
+        self.invdepthmap = None
+        self.depth_reliable = False
         self._update_transforms()
+
+    def set_invdepth(self, invdepth: torch.Tensor, reliable: bool):
+        """Attach an inverse-depth map (already mapped by its depth_params); an unreliable one
+        is kept for inspection but never supervises (the reference's rule)."""
+        assert tuple(invdepth.shape) == (1, self.image_height, self.image_width), invdepth.shape
+        self.invdepthmap = invdepth.to(self.data_device)
+        self.depth_reliable = bool(reliable)
 
     # -- images ------------------------------------------------------------
     @property
@@ -79,7 +89,7 @@ class Camera:
     def to(self, device):
         """Moves images and matrices to `device`; returns self."""
         self.data_device = torch.device(device)
-        for name in ("_image", "_alpha", "world_view_transform", "projection_matrix",
+        for name in ("_image", "_alpha", "invdepthmap", "world_view_transform", "projection_matrix",
                      "full_proj_transform", "camera_center"):
             t = getattr(self, name)
             if t is not None:

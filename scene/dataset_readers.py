@@ -12,6 +12,7 @@ from PIL import Image
 
 from scene.colmap_loader import (detect_model_format, pinhole_intrinsics, qvec2rotmat,
                                  read_model)
+from scene.depth_maps import check_depth_map, depth_map_path, params_for, read_depth_params
 from scene.input_checks import fov_problem, position_problem, rotation_problem, size_problem
 from utils.errors import UserError, elide, one_line
 from utils.graphics_utils import focal2fov, fov2focal
@@ -37,6 +38,8 @@ class CameraInfo(NamedTuple):
     image_name: str  # file name without extension
     is_test: bool
     has_alpha: bool = False  # image carries an alpha channel (composited at load time)
+    depth_path: str = ""  # inverse-depth map (-d/--depths), "" = none
+    depth_params: Optional[dict] = None  # its scale, offset, med_scale (COLMAP scenes)
 
 
 class SceneInfo(NamedTuple):
@@ -132,7 +135,23 @@ def readColmapCameras(model_dir, cameras, images, images_dir, ext) -> List[Camer
     return infos
 
 
-def readColmapSceneInfo(path, images_folder, eval, llffhold=8) -> SceneInfo:
+def attach_depth_maps(cam_infos, depths_dir: str, params=None, model_dir: str = ""):
+    """Give each camera its inverse-depth map (checked now: a missing or mismatched map fails
+    before any image loads) and, for COLMAP scenes, its depth_params entry."""
+    if not depths_dir:
+        return cam_infos
+    if not os.path.isdir(depths_dir):
+        raise UserError(f"-d/--depths: folder {depths_dir} does not exist")
+    out = []
+    for c in cam_infos:
+        path = depth_map_path(depths_dir, c.image_name)
+        check_depth_map(path, c.image_path, (c.width, c.height))
+        p = params_for(params, c.image_name, model_dir) if params is not None else None
+        out.append(c._replace(depth_path=path, depth_params=p))
+    return out
+
+
+def readColmapSceneInfo(path, images_folder, eval, llffhold=8, depths="") -> SceneInfo:
     model_dir = find_colmap_model(path)
     ext = detect_model_format(model_dir)
     cameras, images, points = read_model(model_dir, ext)
@@ -142,6 +161,9 @@ def readColmapSceneInfo(path, images_folder, eval, llffhold=8) -> SceneInfo:
     if not os.path.isdir(images_dir):
         raise UserError(f"image folder {images_dir} does not exist (check -i/--images)")
     cam_infos = readColmapCameras(model_dir, cameras, images, images_dir, ext)
+    if depths:
+        cam_infos = attach_depth_maps(cam_infos, os.path.join(path, depths),
+                                      read_depth_params(model_dir), model_dir)
     if eval:  # the reference's LLFF hold-out: every llffhold-th image in name order
         cam_infos = [c._replace(is_test=(i % llffhold == 0)) for i, c in enumerate(cam_infos)]
     train = [c for c in cam_infos if not c.is_test]
@@ -246,9 +268,11 @@ def readCamerasFromTransforms(path, transformsfile, white_background, extension=
     return infos
 
 
-def readNerfSyntheticInfo(path, white_background, eval, extension=".png") -> SceneInfo:
+def readNerfSyntheticInfo(path, white_background, eval, extension=".png",
+                          depths="") -> SceneInfo:
     """`white_background` is kept for the reference signature; compositing on the
-    background happens when images are loaded (utils/camera_utils.py)."""
+    background happens when images are loaded (utils/camera_utils.py). Depth maps of Blender
+    scenes are used as given (no depth_params), as the reference."""
     train = readCamerasFromTransforms(path, "transforms_train.json", white_background,
                                       extension)
     test = []
@@ -258,6 +282,9 @@ def readNerfSyntheticInfo(path, white_background, eval, extension=".png") -> Sce
     if not eval:  # as the reference: without --eval every view trains
         train = train + [c._replace(is_test=False) for c in test]
         test = []
+    if depths:
+        train = attach_depth_maps(train, os.path.join(path, depths))
+        test = attach_depth_maps(test, os.path.join(path, depths))
     return SceneInfo(point_cloud=None, train_cameras=train, test_cameras=test,
                      nerf_normalization=getNerfppNorm(train), ply_path=None,
                      is_nerf_synthetic=True)

@@ -13,6 +13,7 @@ from gaussian_renderer import backend_name, render
 from scene import Scene
 from scene.checkpoint import (check_resume, checkpoint_path, load_checkpoint, restore_checkpoint,
                               save_checkpoint)
+from scene.depth_loss import attach_depth_loss
 from scene.gaussian_model import GaussianModel
 from scene.sampler import CameraSampler
 from scene.strategies import make_strategy
@@ -112,6 +113,7 @@ class Trainer:
         self.views: Optional[list] = None
         self.objective: Optional[Callable] = None
         self.pre_step_hooks: List[Callable] = []
+        attach_depth_loss(self)  # -d/--depths: the reference's inverse-depth L1 term
 
     # ------------------------------------------------------------------------------------
     def train(self):

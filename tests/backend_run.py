@@ -12,19 +12,21 @@ def run(rasterize, device, settings_kw, inputs, metric_map):
     gen = torch.Generator().manual_seed(11)
     wc, wd, wa = (torch.randn(3, H, W, generator=gen), torch.randn(1, H, W, generator=gen),
                   torch.randn(1, H, W, generator=gen))
+    wi = torch.randn(1, H, W, generator=gen)
     leaves = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in inputs.items()}
     n = inputs["means3D"].shape[0]
     vs = torch.zeros(n, 4, device=device, requires_grad=True)
     mm = None if metric_map is None else metric_map.to(device=device, dtype=torch.int32)
     out = rasterize(s, means2D=vs, metric_map=mm, **leaves)
     loss = ((out.color * wc.to(device)).sum() + (out.depth * wd.to(device)).sum()
-            + (out.alpha * wa.to(device)).sum())
+            + (out.alpha * wa.to(device)).sum() + (out.invdepth * wi.to(device)).sum())
     if loss.requires_grad:
         loss.backward()
     grads = {k: (v.grad if v.grad is not None else torch.zeros_like(v)).detach().cpu().double()
              for k, v in leaves.items()}
     grads["viewspace"] = (vs.grad if vs.grad is not None else torch.zeros_like(vs)).cpu().double()
     return dict(color=out.color.detach().cpu().double(), depth=out.depth.detach().cpu().double(),
+                invdepth=out.invdepth.detach().cpu().double(),
                 alpha=out.alpha.detach().cpu().double(), radii=out.radii.cpu().long(),
                 counts=out.accum_metric_counts.cpu().long(), grads=grads)
 

@@ -17,20 +17,39 @@ def loss_weights(H, W, seed=7):
             torch.randn(1, H, W, generator=gen, dtype=torch.float64))
 
 
-def render_loss(rasterize, settings, g, weights):
+def render_loss(rasterize, settings, g, weights, w_invdepth=None):
+    """Dot product of the images with `weights`, plus the inverse-depth image's with
+    `w_invdepth` when given."""
     n = g["means3D"].shape[0]
     vs = torch.zeros(n, 4, dtype=g["means3D"].dtype, requires_grad=True)
     out = rasterize(settings, means2D=vs, **g)
     wc, wd, wa = (w.to(out.color.dtype) for w in weights)
-    return (out.color * wc).sum() + (out.depth * wd).sum() + (out.alpha * wa).sum()
+    loss = (out.color * wc).sum() + (out.depth * wd).sum() + (out.alpha * wa).sum()
+    if w_invdepth is not None:
+        loss = loss + (out.invdepth * w_invdepth.to(out.color.dtype)).sum()
+    return loss
 
 
-def analytic_grads(rasterize, case, dtype=torch.float32, seed=7):
-    """Gradients (float64 copies) of the loss from `rasterize` run in `dtype`."""
+def _settings(cam, dtype, antialiasing):
+    return look_at_settings(dtype=dtype, antialiasing=antialiasing, **cam)
+
+
+def _invdepth_weight(s, with_invdepth, seed):
+    if not with_invdepth:
+        return None
+    gen = torch.Generator().manual_seed(seed + 1)
+    return torch.randn(1, s.image_height, s.image_width, generator=gen, dtype=torch.float64)
+
+
+def analytic_grads(rasterize, case, dtype=torch.float32, seed=7, antialiasing=False,
+                   invdepth=False):
+    """Gradients (float64 copies) of the loss from `rasterize` run in `dtype`; `antialiasing`
+    renders with the 2D mip filter, `invdepth` adds the inverse-depth image to the loss."""
     _, cam, g64 = case
-    s = look_at_settings(dtype=dtype, **cam)
+    s = _settings(cam, dtype, antialiasing)
     leaves = {k: v.to(dtype).clone().requires_grad_(True) for k, v in g64.items()}
-    loss = render_loss(rasterize, s, leaves, loss_weights(s.image_height, s.image_width, seed))
+    loss = render_loss(rasterize, s, leaves, loss_weights(s.image_height, s.image_width, seed),
+                       _invdepth_weight(s, invdepth, seed))
     loss.backward()
     return {k: (v.grad if v.grad is not None else torch.zeros_like(v)).double()
             for k, v in leaves.items()}
@@ -47,19 +66,20 @@ def _central(f, flat, i, h):
 
 
 @torch.no_grad()
-def fd_grads(case, rel_step=1e-6, seed=7):
+def fd_grads(case, rel_step=1e-6, seed=7, antialiasing=False, invdepth=False):
     """Central differences of the float64 torch backend, step rel_step * max(|x|, 0.01).
 
     The loss is piecewise smooth: a pixel whose alpha crosses 1/255 (or leaves the support)
     jumps, and a difference quotient straddling a jump is off by jump/h. Such an estimate
     changes with h while a smooth one does not, so steps shrink by 4 until two agree."""
     _, cam, g64 = case
-    s = look_at_settings(dtype=torch.float64, **cam)
+    s = _settings(cam, torch.float64, antialiasing)
     w = loss_weights(s.image_height, s.image_width, seed)
+    wi = _invdepth_weight(s, invdepth, seed)
     base = {k: v.clone() for k, v in g64.items()}
 
     def f():
-        return float(render_loss(torch_backend.rasterize, s, base, w))
+        return float(render_loss(torch_backend.rasterize, s, base, w, wi))
 
     out = {}
     for k in PARAMS:

@@ -8,7 +8,7 @@ from gaussian_renderer.settings import RasterSettings
 
 def look_at_settings(W=24, H=18, fovx=1.0, eye=(0.0, 0.0, -4.0), target=(0.0, 0.0, 0.0),
                      sh_degree=0, mult=1.0, bg=(0.1, 0.2, 0.3), cx_shift=0.0, cy_shift=0.0,
-                     dtype=torch.float32, device="cpu"):
+                     antialiasing=False, dtype=torch.float32, device="cpu"):
     """Pinhole camera at `eye` looking at `target`; `cx_shift`, `cy_shift` move the principal
     point in NDC units (2 cx / W - 1, as utils/graphics_utils.getProjectionMatrixShift)."""
     eye_t = torch.tensor(eye, dtype=torch.float64)
@@ -41,7 +41,8 @@ def look_at_settings(W=24, H=18, fovx=1.0, eye=(0.0, 0.0, -4.0), target=(0.0, 0.
         image_height=H, image_width=W, tanfovx=tx, tanfovy=ty,
         bg=torch.tensor(bg, dtype=dtype, device=device), scale_modifier=1.0,
         viewmatrix=view.to(dtype=dtype, device=device), projmatrix=proj.to(dtype=dtype, device=device),
-        sh_degree=sh_degree, campos=eye_t.to(dtype=dtype, device=device), mult=mult)
+        sh_degree=sh_degree, campos=eye_t.to(dtype=dtype, device=device), mult=mult,
+        antialiasing=antialiasing)
 
 
 def random_gaussians(n, seed=0, sh_degree=0, spread=1.2, scale=(-2.5, -1.0), dtype=torch.float32,

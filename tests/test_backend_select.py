@@ -50,7 +50,7 @@ def test_cuda_adapter_maps_settings_and_outputs(monkeypatch):
             n = means3D.shape[0]
             return (torch.ones(3, 2, 2), torch.full((n,), 3, dtype=torch.int32),
                     torch.full((1, 2, 2), 5.0), torch.full((1, 2, 2), 0.5),
-                    torch.arange(n, dtype=torch.int32))
+                    torch.arange(n, dtype=torch.int32), torch.full((1, 2, 2), 0.25))
 
     fake = types.SimpleNamespace(GaussianRasterizationSettings=lambda **kw: kw,
                                  GaussianRasterizer=FakeRasterizer)
@@ -60,13 +60,16 @@ def test_cuda_adapter_maps_settings_and_outputs(monkeypatch):
     from gaussian_renderer.settings import RasterSettings
     s = RasterSettings(image_height=2, image_width=2, tanfovx=0.5, tanfovy=0.5,
                        bg=torch.zeros(3), scale_modifier=1.0, viewmatrix=torch.eye(4),
-                       projmatrix=torch.eye(4), sh_degree=0, campos=torch.zeros(3), mult=0.5)
+                       projmatrix=torch.eye(4), sh_degree=0, campos=torch.zeros(3), mult=0.5,
+                       antialiasing=True)
     metric = torch.ones(2, 2)
     out = cuda_backend.rasterize(s, torch.zeros(4, 3), torch.zeros(4, 4), torch.ones(4, 1),
                                  shs=torch.zeros(4, 1, 3), scales=torch.ones(4, 3),
                                  rotations=torch.zeros(4, 4), metric_map=metric)
     assert seen["settings"]["mult"] == 0.5 and seen["settings"]["image_width"] == 2
+    assert seen["settings"]["antialiasing"] is True
     assert seen["kw"]["metric_map"] is metric and seen["kw"]["colors_precomp"] is None
     assert float(out.depth.mean()) == 5.0 and float(out.alpha.mean()) == 0.5
+    assert float(out.invdepth.mean()) == 0.25
     assert out.radii.tolist() == [3, 3, 3, 3]
     assert out.accum_metric_counts.tolist() == [0, 1, 2, 3]

@@ -26,6 +26,7 @@ def _run_both(rasterize, s, g, metric_map=None, precomp_colors=False, precomp_co
     gen = torch.Generator().manual_seed(7)
     wc, wd, wa = (torch.randn(3, H, W, generator=gen), torch.randn(1, H, W, generator=gen),
                   torch.randn(1, H, W, generator=gen))
+    wi = torch.randn(1, H, W, generator=gen)
     N = g["means3D"].shape[0]
     kw = rasterizer_inputs(g, gen, precomp_colors, precomp_cov)
     res = {}
@@ -36,13 +37,13 @@ def _run_both(rasterize, s, g, metric_map=None, precomp_colors=False, precomp_co
         if name == "torch":
             vs = torch.zeros(N, 4, requires_grad=True)
             out = rasterize(s, means2D=vs, metric_map=metric_map, **leaves)
-            color, depth, alpha, radii, counts = out
+            color, depth, alpha, radii, counts, invdepth = out
         else:
             r = reference_rasterize(s, metric_map=metric_map, **leaves)
-            color, depth, alpha, radii, counts = (r["color"], r["depth"], r["alpha"],
-                                                  r["radii"], r["counts"])
+            color, depth, alpha, radii, counts, invdepth = (
+                r["color"], r["depth"], r["alpha"], r["radii"], r["counts"], r["invdepth"])
         loss = ((color * wc.to(color.dtype)).sum() + (depth * wd.to(color.dtype)).sum()
-                + (alpha * wa.to(color.dtype)).sum())
+                + (alpha * wa.to(color.dtype)).sum() + (invdepth * wi.to(color.dtype)).sum())
         if loss.requires_grad:
             loss.backward()
         grads = {k: (v.grad if v.grad is not None else torch.zeros_like(v)).double()
@@ -57,6 +58,7 @@ def _run_both(rasterize, s, g, metric_map=None, precomp_colors=False, precomp_co
             grads["viewspace"] = torch.cat([d.sum(1).T, d.abs().sum(1).T], 1) * torch.tensor(
                 [W / 2, H / 2, W / 2, H / 2])
         res[name] = dict(color=color.detach().double(), depth=depth.detach().double(),
+                         invdepth=invdepth.detach().double(),
                          alpha=alpha.detach().double(), radii=radii, counts=counts, grads=grads)
     return res["torch"], res["ref"]
 
@@ -64,6 +66,7 @@ def _run_both(rasterize, s, g, metric_map=None, precomp_colors=False, precomp_co
 def _check(t, r, grad_tol=2e-4):
     assert torch.allclose(t["color"], r["color"], atol=2e-5), (t["color"] - r["color"]).abs().max()
     assert torch.allclose(t["depth"], r["depth"], atol=1e-4)
+    assert torch.allclose(t["invdepth"], r["invdepth"], atol=1e-5)
     assert torch.allclose(t["alpha"], r["alpha"], atol=2e-5)
     assert torch.equal(t["radii"], r["radii"])
     assert torch.equal(t["counts"], r["counts"])
@@ -159,7 +162,7 @@ def test_cpp_matches_torch_on_a_larger_scene_at_any_thread_count():
     finally:
         torch.set_num_threads(threads)
     c1, c2 = runs
-    for k in ("color", "depth", "alpha", "radii", "counts"):
+    for k in ("color", "depth", "invdepth", "alpha", "radii", "counts"):
         assert torch.equal(c1[k], c2[k]), k
     for k in c1["grads"]:
         assert torch.equal(c1["grads"][k], c2["grads"][k]), k

@@ -69,6 +69,7 @@ def _parity(settings_kw, g, metric_map=None, **kw):
     assert torch.allclose(cu["color"], ref["color"], atol=1e-4), (cu["color"] - ref["color"]).abs().max()
     assert torch.allclose(cu["depth"], ref["depth"], atol=1e-3 * max(1.0, float(ref["depth"].abs().max())))
     assert torch.allclose(cu["alpha"], ref["alpha"], atol=1e-4)
+    assert torch.allclose(cu["invdepth"], ref["invdepth"], atol=1e-5)
     assert torch.equal(cu["radii"], ref["radii"])
     assert torch.equal(cu["counts"], ref["counts"])
     for k in ref["grads"]:
@@ -76,30 +77,40 @@ def _parity(settings_kw, g, metric_map=None, **kw):
     return cu, ref
 
 
+# Every case runs with the anti-aliasing filter off and on (--antialiasing).
+AA = pytest.mark.parametrize("aa", [False, True], ids=["plain", "antialiasing"])
+
+
+@AA
 @pytest.mark.parametrize("seed,sh_degree,mult", [(0, 0, 1.0), (1, 3, 1.0), (2, 1, 0.5), (3, 2, 2.0)])
-def test_random_scene(seed, sh_degree, mult):
+def test_random_scene(seed, sh_degree, mult, aa):
     g = random_gaussians(60, seed=seed, sh_degree=sh_degree)
     mm = torch.rand(18, 24, generator=torch.Generator().manual_seed(seed)) > 0.5
-    cu, _ = _parity(dict(sh_degree=sh_degree, mult=mult), g, metric_map=mm)
+    cu, _ = _parity(dict(sh_degree=sh_degree, mult=mult, antialiasing=aa), g, metric_map=mm)
     assert int(cu["counts"].sum()) > 0 and int((cu["radii"] > 0).sum()) > 10
 
 
-def test_many_tiles_and_gaussians_per_tile():
+@AA
+def test_many_tiles_and_gaussians_per_tile(aa):
     g = random_gaussians(3000, seed=4, sh_degree=3)
     mm = torch.rand(150, 230, generator=torch.Generator().manual_seed(4)) > 0.3
-    _parity(dict(W=230, H=150, sh_degree=3), g, metric_map=mm)
+    _parity(dict(W=230, H=150, sh_degree=3, antialiasing=aa), g, metric_map=mm)
 
 
+@AA
 @pytest.mark.parametrize("colors,cov", [(True, False), (False, True), (True, True)])
-def test_precomputed_colours_and_covariances(colors, cov):
-    _parity({}, random_gaussians(40, seed=5), precomp_colors=colors, precomp_cov=cov)
+def test_precomputed_colours_and_covariances(colors, cov, aa):
+    _parity(dict(antialiasing=aa), random_gaussians(40, seed=5), precomp_colors=colors,
+            precomp_cov=cov)
 
 
-def test_off_centre_principal_point():
-    _parity(dict(cx_shift=0.2), random_gaussians(30, seed=6))
+@AA
+def test_off_centre_principal_point(aa):
+    _parity(dict(cx_shift=0.2, antialiasing=aa), random_gaussians(30, seed=6))
 
 
-def test_edge_cases_behind_offscreen_huge_tiny():
+@AA
+def test_edge_cases_behind_offscreen_huge_tiny(aa):
     g = random_gaussians(6, seed=8)
     g["means3D"][0] = torch.tensor([0.0, 0.0, -5.0])     # behind the camera
     g["means3D"][1] = torch.tensor([0.0, 0.0, -3.9])     # in front of the near plane
@@ -108,7 +119,7 @@ def test_edge_cases_behind_offscreen_huge_tiny():
     g["opacities"][3] = 0.5
     g["scales"][4] = torch.tensor([1e-4, 1e-4, 1e-4])    # tiny: the dilation dominates
     g["opacities"][5] = 0.003                            # below 1/255: invisible
-    cu, _ = _parity({}, g)
+    cu, _ = _parity(dict(antialiasing=aa), g)
     assert cu["radii"][:3].tolist() == [0, 0, 0] and int(cu["radii"][5]) == 0
 
 

@@ -6,6 +6,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from scene.cameras import Camera
+from scene.depth_maps import apply_params, is_reliable, load_invdepth
 from utils.errors import UserError, elide, one_line
 from utils.graphics_utils import focal2fov, fov2focal
 
@@ -94,11 +95,16 @@ def loadCam(args, id, cam_info, resolution_scale, is_test=None):
     fy = fov2focal(cam_info.FovY, cam_info.height) * sy
     if alpha is not None and bool((alpha == 255).all()):
         alpha = None  # opaque: no mask to carry around
-    return Camera(colmap_id=cam_info.uid, R=cam_info.R, T=cam_info.T,
-                  FoVx=focal2fov(fx, W), FoVy=focal2fov(fy, H), image=image,
-                  image_name=cam_info.image_name, uid=id, cx=cam_info.cx * sx,
-                  cy=cam_info.cy * sy, alpha_mask=alpha, data_device=args.data_device,
-                  is_test=cam_info.is_test if is_test is None else is_test)
+    cam = Camera(colmap_id=cam_info.uid, R=cam_info.R, T=cam_info.T,
+                 FoVx=focal2fov(fx, W), FoVy=focal2fov(fy, H), image=image,
+                 image_name=cam_info.image_name, uid=id, cx=cam_info.cx * sx,
+                 cy=cam_info.cy * sy, alpha_mask=alpha, data_device=args.data_device,
+                 is_test=cam_info.is_test if is_test is None else is_test)
+    if getattr(cam_info, "depth_path", ""):
+        p = cam_info.depth_params
+        cam.set_invdepth(apply_params(load_invdepth(cam_info.depth_path, (W, H)), p),
+                         is_reliable(p))
+    return cam
 
 
 def cameraList_from_camInfos(cam_infos, resolution_scale, args, *, desc="Loading cameras"):

@@ -219,7 +219,7 @@ Call make_call(const Tensor& means3D, const Tensor& opacities, const Tensor& shs
                const Tensor& cov3D_precomp, const Tensor& bg, const Tensor& viewmatrix,
                const Tensor& projmatrix, const Tensor& campos, double tanfovx, double tanfovy,
                int64_t H, int64_t W, double scale_modifier, double mult,
-               const std::vector<double>& frustum) {
+               const std::vector<double>& frustum, bool antialiasing) {
   check_cpu(means3D, "means3D");
   check_cpu(opacities, "opacities");
   check_cpu(bg, "bg");
@@ -241,6 +241,7 @@ Call make_call(const Tensor& means3D, const Tensor& opacities, const Tensor& shs
   c.cam.mult = (float)mult;
   TORCH_CHECK(frustum.size() == 4, "frustum must hold 4 limits");
   for (int k = 0; k < 4; ++k) c.cam.frustum[k] = (float)frustum[k];
+  c.cam.antialiasing = antialiasing;
   c.g.count = (int)means3D.size(0);
   c.g.means3D = means3D.data_ptr<float>();
   c.g.opacities = opacities.data_ptr<float>();
@@ -287,7 +288,7 @@ Binning binning_from(const std::vector<Tensor>& t, int H, int W) {
 }  // namespace
 
 // Returns color (3,H,W), depth (1,H,W), alpha (1,H,W), radii (P, int32), metric counts
-// (P, int32), then what backward needs: geometry (pos, conic, box, rgb, clamped), final
+// (P, int32), inverse depth (1,H,W), then what backward needs: geometry (pos, conic, box, rgb, clamped), final
 // transmittance (H*W, float64), per-pixel contributor bound (H*W, int32: entries of its tile
 // up to the last one blended) and the four binning tensors.
 std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_t sh_degree,
@@ -295,10 +296,10 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
                             Tensor cov3D_precomp, Tensor bg, Tensor viewmatrix, Tensor projmatrix,
                             Tensor campos, double tanfovx, double tanfovy, int64_t H, int64_t W,
                             double scale_modifier, double mult, std::vector<double> frustum,
-                            Tensor metric) {
+                            bool antialiasing, Tensor metric) {
   const Call c = make_call(means3D, opacities, shs, sh_degree, colors_precomp, scales, rotations,
                            cov3D_precomp, bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy,
-                           H, W, scale_modifier, mult, frustum);
+                           H, W, scale_modifier, mult, frustum, antialiasing);
   const int64_t P = c.g.count;
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
   auto i32 = torch::TensorOptions().dtype(torch::kInt32);
@@ -327,6 +328,7 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
   auto out_color = torch::empty({3, H, W}, f32);
   auto out_depth = torch::empty({1, H, W}, f32);
   auto out_alpha = torch::empty({1, H, W}, f32);
+  auto out_invdepth = torch::empty({1, H, W}, f32);
   auto t_final = torch::empty({H * W}, torch::TensorOptions().dtype(torch::kFloat64));
   auto n_contrib = torch::zeros({H * W}, i32);
   const bool use_metric = metric.defined() && metric.numel() > 0;
@@ -338,6 +340,7 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
   float* oc = out_color.data_ptr<float>();
   float* od = out_depth.data_ptr<float>();
   float* oa = out_alpha.data_ptr<float>();
+  float* oi = out_invdepth.data_ptr<float>();
   double* tf = t_final.data_ptr<double>();
   int32_t* nc = n_contrib.data_ptr<int32_t>();
 
@@ -347,7 +350,7 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
     const int tx0 = (int)(t % b.tiles_x) * TILE, ty0 = (int)(t / b.tiles_x) * TILE;
     const int tw = std::min<int>(TILE, (int)W - tx0), th = std::min<int>(TILE, (int)H - ty0);
     alignas(32) float T[TILE * TILE], cr[TILE * TILE] = {}, cg[TILE * TILE] = {},
-        cb[TILE * TILE] = {}, cd[TILE * TILE] = {}, hot[TILE * TILE] = {};
+        cb[TILE * TILE] = {}, cd[TILE * TILE] = {}, ci[TILE * TILE] = {}, hot[TILE * TILE] = {};
     alignas(32) int32_t last[TILE * TILE] = {}, live[TILE * TILE];
     std::fill(T, T + TILE * TILE, 1.0f);
     for (int p = 0; p < TILE * TILE; ++p) {
@@ -361,6 +364,7 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
       const Splat& g = sp[j];
       const Clip c = clip(g, tx0, ty0, tw, th);
       const int32_t stamp = j + 1;
+      const float inv_z = 1.0f / g.pos.w;
       v8f hits = {};
       v8i ended = {};
       for (int py = c.y0; py <= c.y1; ++py) {
@@ -380,6 +384,7 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
           store8(cg + p, load8(cg + p) + w * g.g);
           store8(cb + p, load8(cb + p) + w * g.b);
           store8(cd + p, load8(cd + p) + w * g.pos.w);
+          store8(ci + p, load8(ci + p) + w * inv_z);
           store8(T + p, select(use, Tn, Tp));
           store8(last + p, use ? (v8i){} + stamp : load8(last + p));
           store8(live + p, term ? (v8i){} : lv);
@@ -400,6 +405,7 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
         oc[H * W + pix] = cg[p] + T[p] * bgp[1];
         oc[2 * H * W + pix] = cb[p] + T[p] * bgp[2];
         od[pix] = cd[p];
+        oi[pix] = ci[p];
         oa[pix] = 1.0f - T[p];
         tf[pix] = T[p];
         nc[pix] = last[p];
@@ -414,8 +420,9 @@ std::vector<Tensor> forward(Tensor means3D, Tensor opacities, Tensor shs, int64_
         for (int64_t k = b.g_off[m]; k < b.g_off[m + 1]; ++k) cp[m] += entry_count[b.g_entry[k]];
     });
   }
-  std::vector<Tensor> res = {out_color, out_depth, out_alpha, radii, counts, geom.pos, geom.conic,
-                             geom.box, geom.rgb, geom.clamped, t_final, n_contrib};
+  std::vector<Tensor> res = {out_color, out_depth, out_alpha, radii, counts, out_invdepth,
+                             geom.pos, geom.conic, geom.box, geom.rgb, geom.clamped, t_final,
+                             n_contrib};
   for (auto& x : binning_tensors(b)) res.push_back(x);
   return res;
 }
@@ -427,11 +434,12 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
                              Tensor cov3D_precomp, Tensor bg, Tensor viewmatrix,
                              Tensor projmatrix, Tensor campos, double tanfovx, double tanfovy,
                              int64_t H, int64_t W, double scale_modifier, double mult,
-                             std::vector<double> frustum, std::vector<Tensor> saved, Tensor g_color, Tensor g_depth,
-                             Tensor g_alpha) {
+                             std::vector<double> frustum, bool antialiasing,
+                             std::vector<Tensor> saved, Tensor g_color, Tensor g_depth,
+                             Tensor g_alpha, Tensor g_invdepth) {
   const Call c = make_call(means3D, opacities, shs, sh_degree, colors_precomp, scales, rotations,
                            cov3D_precomp, bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy,
-                           H, W, scale_modifier, mult, frustum);
+                           H, W, scale_modifier, mult, frustum, antialiasing);
   const int64_t P = c.g.count;
   // saved: radii, pos, conic, box, rgb, clamped, t_final, n_contrib, 4 binning tensors.
   const Tensor radii = saved[0];
@@ -442,10 +450,12 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
   const int64_t n_tiles = (int64_t)b.tiles_x * b.tiles_y;
   const int64_t E = b.tile_off[n_tiles];
   std::vector<float> entry_grad(E * NG, 0.0f);
-  for (const auto* t : {&g_color, &g_depth, &g_alpha}) check_cpu(*t, "output gradient");
+  for (const auto* t : {&g_color, &g_depth, &g_alpha, &g_invdepth})
+    check_cpu(*t, "output gradient");
   const float* gC = g_color.data_ptr<float>();
   const float* gD = g_depth.data_ptr<float>();
   const float* gA = g_alpha.data_ptr<float>();
+  const float* gI = g_invdepth.data_ptr<float>();
   const float* bgp = bg.data_ptr<float>();
   const double* tf = saved[6].data_ptr<double>();
   const int32_t* nc = saved[7].data_ptr<int32_t>();
@@ -456,7 +466,8 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
     const int tx0 = (int)(t % b.tiles_x) * TILE, ty0 = (int)(t / b.tiles_x) * TILE;
     const int tw = std::min<int>(TILE, (int)W - tx0), th = std::min<int>(TILE, (int)H - ty0);
     alignas(32) float T[TILE * TILE] = {}, suffix[TILE * TILE] = {}, tail0[TILE * TILE] = {},
-        gr[TILE * TILE] = {}, gg[TILE * TILE] = {}, gb[TILE * TILE] = {}, gd[TILE * TILE] = {};
+        gr[TILE * TILE] = {}, gg[TILE * TILE] = {}, gb[TILE * TILE] = {}, gd[TILE * TILE] = {},
+        gi[TILE * TILE] = {};
     alignas(32) int32_t last[TILE * TILE] = {};
     int max_last = 0;
     for (int py = ty0; py < ty0 + th; ++py)
@@ -466,6 +477,7 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
         T[p] = (float)tf[pix];
         gr[p] = gC[pix]; gg[p] = gC[H * W + pix]; gb[p] = gC[2 * H * W + pix];
         gd[p] = gD[pix];
+        gi[p] = gI[pix];
         // What lies behind every Gaussian of this pixel: background and the alpha output.
         tail0[p] = T[p] * (gr[p] * bgp[0] + gg[p] * bgp[1] + gb[p] * bgp[2] - gA[pix]);
         last[p] = nc[pix];
@@ -476,6 +488,7 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
       const Splat& g = sp[j];
       const Clip c = clip(g, tx0, ty0, tw, th);
       const float ca = g.conic.x, cbb = g.conic.y, cc = g.conic.z;
+      const float inv_z = 1.0f / g.pos.w;
       v8f acc[NG] = {};
       for (int py = c.y0; py <= c.y1; ++py) {
         const float dy = g.pos.y - (float)py;
@@ -489,7 +502,8 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
           const v8f Tj = Tp * inv;  // transmittance in front of this Gaussian
           const v8f w = select(valid, alpha * Tj, (v8f){});
           const v8f r = load8(gr + p), gn = load8(gg + p), bl = load8(gb + p), d = load8(gd + p);
-          const v8f val = g.r * r + g.g * gn + g.b * bl + g.pos.w * d;
+          const v8f di = load8(gi + p);
+          const v8f val = g.r * r + g.g * gn + g.b * bl + g.pos.w * d + inv_z * di;
           const v8f sfx = load8(suffix + p);
           const v8f g_alpha = Tj * val - (sfx + load8(tail0 + p)) * inv;
           // Outside the set, or clamped at kAlphaMax: no gradient through alpha.
@@ -503,7 +517,7 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
           acc[5] += -g_power * dx * dy;
           acc[6] += -0.5f * g_power * dy * dy;
           acc[7] += g_a * G;
-          acc[8] += w * d;
+          acc[8] += w * (d - di * inv_z * inv_z);  // dL/dz: depth and inverse depth (-1/z^2)
           acc[9] += w * r; acc[10] += w * gn; acc[11] += w * bl;
           store8(suffix + p, sfx + w * val);
           store8(T + p, select(valid, Tj, Tp));
@@ -542,7 +556,7 @@ std::vector<Tensor> backward(Tensor means3D, Tensor opacities, Tensor shs, int64
       for (int col = 0; col < 4; ++col) d.means2D[4 * m + col] = sum[col];
       for (int col = 0; col < 3; ++col) d.conic[3 * m + col] = sum[4 + col];
       d.opacities[m] = sum[7];
-      d.depth[m] = sum[8];
+      d.depth[m] = sum[8];  // dL/d(view-space z) from the depth and inverse-depth images
       for (int col = 0; col < 3; ++col) d.colors[3 * m + col] = sum[9 + col];
       // Pixel-space means2D gradients become NDC ones in place; the chain reaches the inputs.
       gsr::preprocess_backward_one((int)m, c.f, c.g, gs, rp, d);

@@ -34,7 +34,7 @@ gsr::BufferFn grower(Tensor& t) {
 gsr::Camera make_camera(const Tensor& bg, const Tensor& viewmatrix, const Tensor& projmatrix,
                         const Tensor& campos, double tanfovx, double tanfovy, int64_t H,
                         int64_t W, double scale_modifier, double mult,
-                        const std::vector<double>& frustum) {
+                        const std::vector<double>& frustum, bool antialiasing) {
   check_input(bg, "bg");
   check_input(viewmatrix, "viewmatrix");
   check_input(projmatrix, "projmatrix");
@@ -55,6 +55,7 @@ gsr::Camera make_camera(const Tensor& bg, const Tensor& viewmatrix, const Tensor
   cam.mult = static_cast<float>(mult);
   TORCH_CHECK(frustum.size() == 4, "frustum must hold 4 limits (left, right, top, bottom)");
   for (int k = 0; k < 4; ++k) cam.frustum[k] = static_cast<float>(frustum[k]);
+  cam.antialiasing = antialiasing;
   return cam;
 }
 
@@ -99,15 +100,16 @@ gsr::Gaussians make_gaussians(const Tensor& means3D, const Tensor& opacities, co
   return g;
 }
 
-std::tuple<int64_t, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
+std::tuple<int64_t, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
 rasterize_forward(const Tensor& bg, const Tensor& means3D, const Tensor& colors_precomp,
                   const Tensor& opacities, const Tensor& scales, const Tensor& rotations,
                   double scale_modifier, const Tensor& cov3D_precomp, const Tensor& viewmatrix,
                   const Tensor& projmatrix, double tanfovx, double tanfovy, int64_t H, int64_t W,
                   const Tensor& shs, int64_t sh_degree, const Tensor& campos, double mult,
-                  const std::vector<double>& frustum, const Tensor& metric_map, bool debug) {
+                  const std::vector<double>& frustum, const Tensor& metric_map,
+                  bool antialiasing, bool debug) {
   const gsr::Camera cam = make_camera(bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy, H,
-                                      W, scale_modifier, mult, frustum);
+                                      W, scale_modifier, mult, frustum, antialiasing);
   const gsr::Gaussians g = make_gaussians(means3D, opacities, shs, sh_degree, colors_precomp,
                                           scales, rotations, cov3D_precomp);
   const auto fopt = means3D.options();
@@ -126,6 +128,7 @@ rasterize_forward(const Tensor& bg, const Tensor& means3D, const Tensor& colors_
   Tensor color = torch::empty({3, H, W}, fopt);
   Tensor depth = torch::empty({1, H, W}, fopt);
   Tensor alpha = torch::empty({1, H, W}, fopt);
+  Tensor invdepth = torch::empty({1, H, W}, fopt);
   Tensor radii = torch::zeros({P}, iopt);
   Tensor counts = torch::zeros({P}, iopt);
   Tensor geom = torch::empty({0}, bopt);
@@ -136,11 +139,12 @@ rasterize_forward(const Tensor& bg, const Tensor& means3D, const Tensor& colors_
   out.color = color.data_ptr<float>();
   out.depth = depth.data_ptr<float>();
   out.alpha = alpha.data_ptr<float>();
+  out.invdepth = invdepth.data_ptr<float>();
   out.radii = radii.data_ptr<int>();
   out.metric_counts = counts.data_ptr<int>();
   const int rendered = gsr::forward(means3D.get_device(), cam, g, metric, grower(geom),
                                     grower(binning), grower(image), out, debug);
-  return {rendered, color, radii, depth, alpha, counts, geom, binning, image};
+  return {rendered, color, radii, depth, alpha, counts, invdepth, geom, binning, image};
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
@@ -149,18 +153,19 @@ rasterize_backward(const Tensor& bg, const Tensor& means3D, const Tensor& radii,
                    const Tensor& rotations, double scale_modifier, const Tensor& cov3D_precomp,
                    const Tensor& viewmatrix, const Tensor& projmatrix, double tanfovx,
                    double tanfovy, const Tensor& dL_dcolor, const Tensor& dL_ddepth,
-                   const Tensor& dL_dalpha, const Tensor& shs, int64_t sh_degree,
-                   const Tensor& campos, double mult, const std::vector<double>& frustum,
-                   Tensor geom, int64_t num_rendered,
-                   Tensor binning, Tensor image, bool debug) {
+                   const Tensor& dL_dalpha, const Tensor& dL_dinvdepth, const Tensor& shs,
+                   int64_t sh_degree, const Tensor& campos, double mult,
+                   const std::vector<double>& frustum, Tensor geom, int64_t num_rendered,
+                   Tensor binning, Tensor image, bool antialiasing, bool debug) {
   const int64_t H = dL_dcolor.size(1), W = dL_dcolor.size(2);
   const gsr::Camera cam = make_camera(bg, viewmatrix, projmatrix, campos, tanfovx, tanfovy, H,
-                                      W, scale_modifier, mult, frustum);
+                                      W, scale_modifier, mult, frustum, antialiasing);
   const gsr::Gaussians g = make_gaussians(means3D, opacities, shs, sh_degree, colors_precomp,
                                           scales, rotations, cov3D_precomp);
   check_input(dL_dcolor, "dL_dcolor");
   check_input(dL_ddepth, "dL_ddepth");
   check_input(dL_dalpha, "dL_dalpha");
+  check_input(dL_dinvdepth, "dL_dinvdepth");
   TORCH_CHECK(radii.is_cuda() && radii.scalar_type() == torch::kInt32, "radii must be int32 CUDA");
   const int64_t P = means3D.size(0);
   const auto fopt = means3D.options();
@@ -194,7 +199,7 @@ rasterize_backward(const Tensor& bg, const Tensor& means3D, const Tensor& radii,
                   reinterpret_cast<char*>(binning.data_ptr()),
                   reinterpret_cast<char*>(image.data_ptr()), radii.data_ptr<int>(),
                   dL_dcolor.data_ptr<float>(), dL_ddepth.data_ptr<float>(),
-                  dL_dalpha.data_ptr<float>(), grads, debug);
+                  dL_dalpha.data_ptr<float>(), dL_dinvdepth.data_ptr<float>(), grads, debug);
   }
   return {d_means2D, d_colors, d_opacities, d_means3D, d_cov3D, d_shs, d_scales, d_rotations};
 }

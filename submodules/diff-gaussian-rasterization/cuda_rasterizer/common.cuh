@@ -71,6 +71,7 @@ void launch_render(const Frame& f, const uint2* ranges, const uint32_t* ids, con
 void launch_render_backward(const Frame& f, const uint2* ranges, const uint32_t* ids,
                             const GeomState& geom, const float* colors, const float* bg,
                             const ImageState& img, const float* dL_dcolor, const float* dL_ddepth,
-                            const float* dL_dalpha, const Gradients& grads);
+                            const float* dL_dalpha, const float* dL_dinvdepth,
+                            const Gradients& grads);
 
 }  // namespace gsr

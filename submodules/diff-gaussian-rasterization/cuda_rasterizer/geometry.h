@@ -29,6 +29,7 @@ struct Frame {
   float box_t;      // min(mult,1) * 2: footprint box factor of ln(255 o)
   float support_t;  // mult * 2: support test factor of ln(255 o)
   float scale_modifier;
+  bool antialiasing;  // opacity x sqrt(det(cov2D) / det(cov2D + 0.3 I)) (antialias_math.h)
   const float* view;
   const float* proj;
   const float* campos;
@@ -50,6 +51,7 @@ inline Frame make_frame(const Camera& cam) {
   f.box_t = float((cam.mult < 1.0f ? double(cam.mult) : 1.0) * 2.0);
   f.support_t = float(double(cam.mult) * 2.0);
   f.scale_modifier = cam.scale_modifier;
+  f.antialiasing = cam.antialiasing;
   f.view = cam.viewmatrix;
   f.proj = cam.projmatrix;
   f.campos = cam.campos;

@@ -3,6 +3,7 @@
 // device: the CUDA kernels and the CPU backend run this same code.
 #pragma once
 
+#include "antialias_math.h"
 #include "geometry.h"
 #include "sh_math.h"
 
@@ -132,20 +133,23 @@ GS_HD void preprocess_one(int i, const Frame& f, const Gaussians& g,
   float T[6], tx, ty, rx, ry;
   bool cx, cy;
   ewa_jacobian(f, t, T, tx, ty, rx, ry, cx, cy);
-  float a, b, c, det;
+  float a, b, c, det, det0, tr0;  // det0, tr0: undilated, for --antialiasing
   if (g.cov3D_precomp) {
     float S[9];
     covariance3d(g, i, S);
     project_cov(T, S, a, b, c);
     det = a * c - b * b;
+    det0 = (a - kDilation) * (c - kDilation) - b * b;
+    tr0 = (a - kDilation) + (c - kDilation);
   } else {
     float R[9], s[3], P[6];
     gaussian_axes(g, modifier, i, R, s);
     project_axes(T, R, P);
     cov2d_from_axes(P, s, a, b, c, det);
+    axes_det0_trace(P, s, det0, tr0);
   }
   if (!(det > 0.0f)) return;
-  const float o = g.opacities[i];
+  const float o = g.opacities[i] * (f.antialiasing ? aa_scale(det0, tr0) : 1.0f);
   if (!(o > kAlphaMin)) return;
 
   const float mid = 0.5f * (a + c);
@@ -231,9 +235,17 @@ GS_HD void preprocess_backward_one(int i, const Frame& f, const Gaussians& g,
     project_cov(T, S, a, b, c);
     const float det = a * c - b * b;
     const float id2 = 1.0f / (det * det);
-    const float dLa = (-c * c * gA + b * c * gB - b * b * gC) * id2;
-    const float dLc = (-b * b * gA + a * b * gB - a * a * gC) * id2;
-    const float dLb = (2.f * b * c * gA - (a * c + b * b) * gB + 2.f * a * b * gC) * id2;
+    float dLa = (-c * c * gA + b * c * gB - b * b * gC) * id2;
+    float dLc = (-b * b * gA + a * b * gB - a * a * gC) * id2;
+    float dLb = (2.f * b * c * gA - (a * c + b * b) * gB + 2.f * a * b * gC) * id2;
+    if (f.antialiasing) {  // det0 = a0 c0 - b^2, tr0 = a0 + c0 (a0, c0 undilated)
+      const float a0 = a - kDilation, c0 = c - kDilation;
+      float g_det0, g_tr0;
+      aa_backward(a0 * c0 - b * b, a0 + c0, g.opacities[i], d.opacities + i, g_det0, g_tr0);
+      dLa += g_det0 * c0 + g_tr0;
+      dLc += g_det0 * a0 + g_tr0;
+      dLb -= 2.f * g_det0 * b;
+    }
     // a = T0 S T0^T, b = T0 S T1^T, c = T1 S T1^T  ->  dL/dSigma and dL/dT.
     float G[9], ST0[3], ST1[3];
     for (int r = 0; r < 3; ++r) {
@@ -267,6 +279,13 @@ GS_HD void preprocess_backward_one(int i, const Frame& f, const Gaussians& g,
       dP[k] = -2.f * s2 * (VA * X0 + VB * X1);
       dP[3 + k] = -2.f * s2 * (VB * X0 + VC * X1);
       d.scales[3 * i + k] = modifier * -2.f * s[k] * (U[k] * X0 + U[3 + k] * X1);
+    }
+    if (f.antialiasing) {
+      float det0, tr0, g_det0, g_tr0, ds[3] = {0.f, 0.f, 0.f};
+      axes_det0_trace(P, s, det0, tr0);
+      aa_backward(det0, tr0, g.opacities[i], d.opacities + i, g_det0, g_tr0);
+      axes_det0_trace_backward(P, s, g_det0, g_tr0, dP, ds);
+      for (int k = 0; k < 3; ++k) d.scales[3 * i + k] += modifier * ds[k];
     }
     // P = T R: dT = dP R^T, dR = T^T dP.
     float dR[9];

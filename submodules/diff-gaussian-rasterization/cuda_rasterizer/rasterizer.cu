@@ -175,7 +175,7 @@ int forward(int device, const Camera& cam, const Gaussians& g, const uint8_t* me
 void backward(int device, const Camera& cam, const Gaussians& g, int num_rendered,
               char* geom_buffer, char* binning_buffer, char* image_buffer, const int* radii,
               const float* dL_dcolor, const float* dL_ddepth, const float* dL_dalpha,
-              const Gradients& grads, bool debug) {
+              const float* dL_dinvdepth, const Gradients& grads, bool debug) {
   DeviceScope scope(device);
   const Frame f = make_frame(cam);
   const int P = g.count;
@@ -186,7 +186,7 @@ void backward(int device, const Camera& cam, const Gaussians& g, int num_rendere
 
   const float* colors = g.colors_precomp ? g.colors_precomp : geom.rgb;
   launch_render_backward(f, img.ranges, ids, geom, colors, cam.bg, img, dL_dcolor, dL_ddepth,
-                         dL_dalpha, grads);
+                         dL_dalpha, dL_dinvdepth, grads);
   check_cuda("render backward", debug);
   launch_preprocess_backward(f, g, geom, radii, grads);
   check_cuda("preprocess backward", debug);

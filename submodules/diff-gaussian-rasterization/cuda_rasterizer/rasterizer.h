@@ -25,6 +25,7 @@ struct Camera {
   // 0.3 tan(fov/2) on each side; asymmetric for an off-centre principal point). The glue
   // always sets it; the default is that of a centred camera with tan(fov/2) = 1.
   float frustum[4] = {-1.3f, 1.3f, -1.3f, 1.3f};
+  bool antialiasing = false;          // 2D mip filter (docs/RASTERIZER.md)
 };
 
 // Per-Gaussian inputs (device pointers). Exactly one of shs / colors_precomp and one of
@@ -46,6 +47,7 @@ struct ForwardOutputs {
   float* color = nullptr;         // (3,H,W)
   float* depth = nullptr;         // (1,H,W)
   float* alpha = nullptr;         // (1,H,W)
+  float* invdepth = nullptr;      // (1,H,W) alpha-blended 1/z
   int* radii = nullptr;           // (P,)
   int* metric_counts = nullptr;   // (P,), zero-filled by the caller; used iff metric_map
 };
@@ -54,7 +56,7 @@ struct ForwardOutputs {
 struct Gradients {
   float* means2D = nullptr;    // (P,4) out: NDC gradient and its absolute (AbsGS) version
   float* conic = nullptr;      // (P,3) scratch
-  float* depth = nullptr;      // (P,) scratch
+  float* depth = nullptr;      // (P,) scratch: dL/d(view-space z)
   float* opacities = nullptr;  // (P,1) out
   float* colors = nullptr;     // (P,3) out: dL/d(colour); equals dL/dcolors_precomp
   float* means3D = nullptr;    // (P,3) out
@@ -70,10 +72,10 @@ int forward(int device, const Camera& cam, const Gaussians& g, const uint8_t* me
             BufferFn geom_buffer, BufferFn binning_buffer, BufferFn image_buffer,
             const ForwardOutputs& out, bool debug);
 
-// dL_dcolor (3,H,W), dL_ddepth (1,H,W), dL_dalpha (1,H,W); buffers as left by forward().
+// dL_dcolor (3,H,W), dL_ddepth, dL_dalpha, dL_dinvdepth (1,H,W); buffers as left by forward().
 void backward(int device, const Camera& cam, const Gaussians& g, int num_rendered,
               char* geom_buffer, char* binning_buffer, char* image_buffer, const int* radii,
               const float* dL_dcolor, const float* dL_ddepth, const float* dL_dalpha,
-              const Gradients& grads, bool debug);
+              const float* dL_dinvdepth, const Gradients& grads, bool debug);
 
 }  // namespace gsr

@@ -32,7 +32,7 @@ render_kernel(Frame f, const uint2* __restrict__ ranges, const uint32_t* __restr
   __shared__ uint2 s_box[kBlock];
 
   bool done = !inside;
-  float T = 1.0f, C0 = 0.f, C1 = 0.f, C2 = 0.f, D = 0.f;
+  float T = 1.0f, C0 = 0.f, C1 = 0.f, C2 = 0.f, D = 0.f, ID = 0.f;
   uint32_t seen = 0, last = 0;
 
   for (int base = 0; base < total; base += kBlock) {
@@ -65,6 +65,7 @@ render_kernel(Frame f, const uint2* __restrict__ ranges, const uint32_t* __restr
             C1 += c[1] * w;
             C2 += c[2] * w;
             D += s_pos[j].w * w;
+            ID += w / s_pos[j].w;
             T = test_T;
             last = seen;
             composited = true;
@@ -86,6 +87,7 @@ render_kernel(Frame f, const uint2* __restrict__ ranges, const uint32_t* __restr
     out.color[HW + pix] = C1 + T * bg[1];
     out.color[2 * HW + pix] = C2 + T * bg[2];
     out.depth[pix] = D;
+    out.invdepth[pix] = ID;
     out.alpha[pix] = 1.0f - T;
   }
 }
@@ -96,7 +98,8 @@ render_backward_kernel(Frame f, const uint2* __restrict__ ranges, const uint32_t
                        const uint2* __restrict__ box, const float* __restrict__ colors,
                        const float* __restrict__ bg, ImageState img,
                        const float* __restrict__ dL_dcolor, const float* __restrict__ dL_ddepth,
-                       const float* __restrict__ dL_dalpha, Gradients d) {
+                       const float* __restrict__ dL_dalpha,
+                       const float* __restrict__ dL_dinvdepth, Gradients d) {
   const int rank = threadIdx.y * kTileX + threadIdx.x;
   const int lane = rank & 31;
   const int px = blockIdx.x * kTileX + threadIdx.x;
@@ -122,13 +125,14 @@ render_backward_kernel(Frame f, const uint2* __restrict__ ranges, const uint32_t
   const int total = s_last;
 
   float T = inside ? img.final_T[pix] : 1.0f;
-  float gc0 = 0.f, gc1 = 0.f, gc2 = 0.f, gd = 0.f, ga = 0.f;
+  float gc0 = 0.f, gc1 = 0.f, gc2 = 0.f, gd = 0.f, ga = 0.f, gi = 0.f;
   if (inside) {
     gc0 = dL_dcolor[pix];
     gc1 = dL_dcolor[HW + pix];
     gc2 = dL_dcolor[2 * HW + pix];
     gd = dL_ddepth[pix];
     ga = dL_dalpha[pix];
+    gi = dL_dinvdepth[pix];
   }
   // Gradient mass behind the current Gaussian: later Gaussians, background and alpha output.
   float tail = T * (gc0 * bg[0] + gc1 * bg[1] + gc2 * bg[2] - ga);
@@ -161,7 +165,9 @@ render_backward_kernel(Frame f, const uint2* __restrict__ ranges, const uint32_t
         const float one_minus = 1.0f - alpha;
         T = T / one_minus;  // transmittance in front of this Gaussian
         const float w = alpha * T;
-        const float val = s_col[3 * j] * gc0 + s_col[3 * j + 1] * gc1 + s_col[3 * j + 2] * gc2 + p.w * gd;
+        const float inv_z = 1.0f / p.w;
+        const float val = s_col[3 * j] * gc0 + s_col[3 * j + 1] * gc1 + s_col[3 * j + 2] * gc2 +
+                          p.w * gd + inv_z * gi;
         const float g_alpha = T * val - tail / one_minus;
         tail += w * val;
         // Zero gradient through alpha where the 0.99 clamp is active.
@@ -180,7 +186,7 @@ render_backward_kernel(Frame f, const uint2* __restrict__ ranges, const uint32_t
         v[8] = w * gc0;
         v[9] = w * gc1;
         v[10] = w * gc2;
-        v[11] = w * gd;
+        v[11] = w * (gd - gi * inv_z * inv_z);  // dL/dz: depth and inverse depth
       }
       // One atomic per value per warp instead of one per pixel.
       if (__any_sync(kFullMask, active)) {
@@ -219,10 +225,12 @@ void launch_render(const Frame& f, const uint2* ranges, const uint32_t* ids, con
 void launch_render_backward(const Frame& f, const uint2* ranges, const uint32_t* ids,
                             const GeomState& geom, const float* colors, const float* bg,
                             const ImageState& img, const float* dL_dcolor, const float* dL_ddepth,
-                            const float* dL_dalpha, const Gradients& grads) {
+                            const float* dL_dalpha, const float* dL_dinvdepth,
+                            const Gradients& grads) {
   const dim3 grid(f.tiles_x, f.tiles_y), block(kTileX, kTileY);
   render_backward_kernel<<<grid, block>>>(f, ranges, ids, geom.pos, geom.conic, geom.box, colors,
-                                          bg, img, dL_dcolor, dL_ddepth, dL_dalpha, grads);
+                                          bg, img, dL_dcolor, dL_ddepth, dL_dalpha,
+                                          dL_dinvdepth, grads);
 }
 
 }  // namespace gsr

@@ -1,7 +1,7 @@
 """Differentiable tile-based Gaussian rasterizer (CUDA). The math is docs/RASTERIZER.md.
 
     settings = GaussianRasterizationSettings(...)
-    color, radii, depth, alpha, accum_metric_counts = GaussianRasterizer(settings)(
+    color, radii, depth, alpha, accum_metric_counts, invdepth = GaussianRasterizer(settings)(
         means3D, means2D, opacities, shs=..., scales=..., rotations=...)
 
 `means2D` is a zeros (N,4) tensor with requires_grad; its .grad receives the NDC-space mean
@@ -32,6 +32,7 @@ class GaussianRasterizationSettings(NamedTuple):
     # EWA clamp limits of x/z, y/z (left, right, top, bottom); None: a centred camera's
     # +-1.3 tan(fov/2). Off-centre principal points need the real frustum (docs/RASTERIZER.md).
     frustum: Optional[Tuple[float, float, float, float]] = None
+    antialiasing: bool = False  # 2D mip filter: opacity x sqrt(det(cov2D) / det(cov2D + 0.3 I))
 
 
 def _f32(t, device):
@@ -63,8 +64,9 @@ class _RasterizeGaussians(torch.autograd.Function):
         args = (bg, means3D, colors_precomp, opacities, scales, rotations,
                 float(s.scale_modifier), cov3D_precomp, view, proj, float(s.tanfovx),
                 float(s.tanfovy), int(s.image_height), int(s.image_width), shs,
-                int(s.sh_degree), campos, float(s.mult), _frustum(s), metric, bool(s.debug))
-        num_rendered, color, radii, depth, alpha, counts, geom, binning, image = \
+                int(s.sh_degree), campos, float(s.mult), _frustum(s), metric,
+                bool(s.antialiasing), bool(s.debug))
+        num_rendered, color, radii, depth, alpha, counts, invdepth, geom, binning, image = \
             _C.rasterize_gaussians(*args)
         ctx.settings = (bg, view, proj, campos)
         ctx.s = s
@@ -73,10 +75,10 @@ class _RasterizeGaussians(torch.autograd.Function):
         ctx.save_for_backward(means3D, shs, colors_precomp, opacities, scales, rotations,
                               cov3D_precomp, radii, geom, binning, image)
         ctx.mark_non_differentiable(radii, counts)
-        return color, radii, depth, alpha, counts
+        return color, radii, depth, alpha, counts, invdepth
 
     @staticmethod
-    def backward(ctx, g_color, _g_radii, g_depth, g_alpha, _g_counts):
+    def backward(ctx, g_color, _g_radii, g_depth, g_alpha, _g_counts, g_invdepth):
         (means3D, shs, colors_precomp, opacities, scales, rotations, cov3D_precomp, radii, geom,
          binning, image) = ctx.saved_tensors
         bg, view, proj, campos = ctx.settings
@@ -94,10 +96,10 @@ class _RasterizeGaussians(torch.autograd.Function):
             bg, means3D, radii, colors_precomp, opacities, scales, rotations,
             float(s.scale_modifier), cov3D_precomp, view, proj, float(s.tanfovx),
             float(s.tanfovy), grad_or_zeros(g_color, (3, H, W)),
-            grad_or_zeros(g_depth, (1, H, W)), grad_or_zeros(g_alpha, (1, H, W)), shs,
+            grad_or_zeros(g_depth, (1, H, W)), grad_or_zeros(g_alpha, (1, H, W)),
+            grad_or_zeros(g_invdepth, (1, H, W)), shs,
             int(s.sh_degree), campos, float(s.mult), _frustum(s), geom, ctx.num_rendered,
-            binning, image,
-            bool(s.debug))
+            binning, image, bool(s.antialiasing), bool(s.debug))
         d_means2D = d_means2D[:, :ctx.means2D_cols]
         has = lambda t: t.numel() > 0  # noqa: E731  (empty tensor = argument not given)
         return (d_means3D, d_means2D,

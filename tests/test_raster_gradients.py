@@ -30,7 +30,7 @@ def _errors(fn, name, dtype=torch.float32):
 def test_fd_harness_agrees_with_float64_autograd(name):
     """The yardstick itself: float64 gradients match the finite differences."""
     e = _errors(torch_backend.rasterize, name, torch.float64)
-    assert max(e.values()) < 1e-5, e
+    assert max(e.values()) < 5e-5, e
 
 
 @pytest.mark.parametrize("backend", ["torch", "cpp"])

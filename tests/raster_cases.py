@@ -142,11 +142,12 @@ def hard_cases():
         [_quat_about((0.0, 0.0, 1.0), 0.3), _quat_about((0.0, 1.0, 1.0), 1.2),
          _quat_about((1.0, 0.0, 0.0), 0.4), _quat_about((1.0, 1.0, 1.0), 2.2)],
         [0.8, 0.9, 0.7, 0.6], [[0.9, 0.9, 0.2], [0.2, 0.9, 0.9], [0.9, 0.2, 0.9], [0.5, 0.5, 0.5]])))
-    # cx = 0.62 W, cy = 0.4 H: the left edge is at x/z = -1.24 tan(fovx/2), the top at -0.8.
+    # cx = 0.62 W, cy = 0.4 H. This camera has x_cam = -x_world, y_cam = -y_world: the left
+    # edge is at x/z = -1.24 tan(fovx/2) (world x > 0), the bottom at y/z = 1.2 tan(fovy/2).
     off = dict(cam, cx_shift=0.24, cy_shift=-0.2)
     cases.append(("off_centre_edges", off, _gaussian_set(
-        [[-1.27 * tx * 2, 0.0, 0.0], [-1.22 * tx * 2, 0.3, 0.0], [0.78 * tx * 2, -0.2, 0.0],
-         [0.1, -0.83 * ty * 2, 0.0], [-0.2, 1.22 * ty * 2, 0.0]],
+        [[1.27 * tx * 2, 0.0, 0.0], [1.4 * tx * 2, 0.3, 0.0], [-0.78 * tx * 2, -0.2, 0.0],
+         [0.1, 0.83 * ty * 2, 0.0], [-0.2, -1.35 * ty * 2, 0.0]],
         [[0.12, 0.03, 0.02], [0.6, 0.003, 0.002], [0.1, 0.1, 0.05], [0.08, 0.02, 0.08],
          [0.4, 0.004, 0.002]],
         [_quat_about(z_axis, 0.2), _quat_about(z_axis, 1.3), _quat_about((1.0, 0.0, 0.0), 0.5),

@@ -113,13 +113,16 @@ class OptimizationParams(ParamGroup):
         self.rotation_lr = 0.001
         self.lambda_dssim = 0.2
         self.random_background = False
+        self.optimizer_type = "default"
         super().__init__(parser, "Optimization Parameters")
 
     def _help(self):
         return {"lowfeature_lr": "learning rate of the SH DC (base colour) coefficients "
                                  "(0 = --feature_lr)",
                 "highfeature_lr": "learning rate of the higher SH coefficients "
-                                  "(0 = --feature_lr / 20, as the reference)"}
+                                  "(0 = --feature_lr / 20, as the reference)",
+                "optimizer_type": "default (Adam) or sparse_adam (Adam steps only the "
+                                  "Gaussians visible in the iteration's view)"}
 
 
 class DensificationParams(ParamGroup):
@@ -288,6 +291,9 @@ def check_args(args):
         raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {args.strategy!r}")
     if getattr(args, "backend", "auto") not in ("auto", "cuda", "cpp", "torch"):
         raise UserError(f"--backend must be auto, cuda, cpp or torch, got {args.backend!r}")
+    if getattr(args, "optimizer_type", "default") not in ("default", "sparse_adam"):
+        raise UserError("--optimizer_type must be default or sparse_adam, "
+                        f"got {args.optimizer_type!r}")
     if getattr(args, "iterations", 1) < 1:
         raise UserError("--iterations must be at least 1")
     if getattr(args, "random_init", 0) < 0:

@@ -14,6 +14,7 @@ from scene import Scene
 from scene.checkpoint import checkpoint_path, load_checkpoint, restore_checkpoint, save_checkpoint
 from scene.gaussian_model import GaussianModel
 from scene.sampler import CameraSampler
+from scene.sparse_adam import optimizer_step
 from scene.strategies import make_strategy
 from scene.training_log import TrainingLog
 from utils.errors import UserError
@@ -143,7 +144,7 @@ class Trainer:
                 self.strategy.step_post_backward(iteration, g, pkg, cam, self.strategy_context)
                 for hook in self.pre_step_hooks:
                     hook(self, iteration)
-                g.optimizer.step()
+                optimizer_step(g.optimizer, pkg["visibility_filter"])
                 g.optimizer.zero_grad(set_to_none=True)
                 # NaN Gaussians are invisible to the renderer, so the loss alone can stay finite.
                 bad = [n for n, t in (("xyz", g._xyz), ("opacity", g._opacity),

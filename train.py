@@ -5,6 +5,8 @@ from argparse import ArgumentParser, Namespace
 
 from arguments import (DensificationParams, ModelParams, OptimizationParams, PipelineParams,
                        SemanticParams, check_args)
+import torch
+
 from utils.errors import user_errors_exit
 from utils.io_utils import atomic_write_text, ensure_writable_dir
 
@@ -20,6 +22,16 @@ def build_parser():
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--no_tensorboard", action="store_true",
                         help="do not log to TensorBoard even when it is installed")
+    # The reference's network viewer and debugging flags.
+    parser.add_argument("--ip", type=str, default="127.0.0.1",
+                        help="address the network viewer server listens on")
+    parser.add_argument("--port", type=int, default=6009, help="network viewer port")
+    parser.add_argument("--disable_viewer", action="store_true",
+                        help="do not serve the network viewer")
+    parser.add_argument("--debug_from", type=int, default=-1,
+                        help="turn the rasterizer's debug mode on from this iteration")
+    parser.add_argument("--detect_anomaly", action="store_true",
+                        help="torch.autograd anomaly detection (slow)")
     return parser, groups
 
 
@@ -44,16 +56,29 @@ def main(argv=None):
         cfg = TrainConfig(test_iterations=args.test_iterations,
                           save_iterations=args.save_iterations,
                           checkpoint_iterations=args.checkpoint_iterations,
-                          start_checkpoint=args.start_checkpoint, quiet=args.quiet)
+                          start_checkpoint=args.start_checkpoint, quiet=args.quiet,
+                          debug_from=args.debug_from)
         from semantic.guidance import SemanticGuidance, make_proposer
         from scene.trainer import resolve_device
         # Before the scene loads: a bad model path costs no time. (The VLM itself loads lazily.)
         proposer = make_proposer(args, resolve_device(args.device))
+        viewer = None
+        if not args.disable_viewer:  # before the scene loads: a port in use costs no time
+            from gaussian_renderer.network_gui import NetworkViewer
+            viewer = NetworkViewer(args.ip, args.port, args.quiet)
+        torch.autograd.set_detect_anomaly(args.detect_anomaly)
         trainer = Trainer(lp.extract(args), op.extract(args), pp.extract(args),
                           dp.extract(args), cfg, tb)
         if proposer is not None:
             SemanticGuidance(args, proposer).attach(trainer)
-        seconds = trainer.train()
+        trainer.viewer = viewer
+        try:
+            seconds = trainer.train()
+            if viewer is not None:
+                viewer.finish(trainer)
+        finally:
+            if viewer is not None:
+                viewer.close()
         if not args.quiet:
             print(f"\nTraining complete in {seconds:.1f} s: {trainer.gaussians.num_points} "
                   f"Gaussians, saved to {args.model_path}")

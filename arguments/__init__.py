@@ -60,6 +60,7 @@ class ModelParams(ParamGroup):
         self.llffhold = 8
         self.random_init = 0
         self.seed = 0
+        self.train_test_exp = False
         super().__init__(parser, "Loading Parameters", sentinel)
 
     def _help(self):
@@ -74,6 +75,9 @@ class ModelParams(ParamGroup):
             "random_init": "start from N random points in the cameras' view volume instead of "
                            "the SfM points (0 = use SfM points)",
             "seed": "seeds Python, NumPy and torch",
+            "train_test_exp": "exposure compensation: learn a 3x4 colour transform per image; "
+                              "test images train on their left half and are scored on their "
+                              "right half (the reference's protocol)",
         }
 
     def extract(self, args):
@@ -114,6 +118,10 @@ class OptimizationParams(ParamGroup):
         self.lambda_dssim = 0.2
         self.random_background = False
         self.optimizer_type = "default"
+        self.exposure_lr_init = 0.01
+        self.exposure_lr_final = 0.001
+        self.exposure_lr_delay_steps = 0
+        self.exposure_lr_delay_mult = 0.0
         super().__init__(parser, "Optimization Parameters")
 
     def _help(self):

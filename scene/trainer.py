@@ -178,7 +178,7 @@ class Trainer:
             if iteration % 10 == 0:
                 bar.set_postfix(loss=f"{ema:.5f}", gaussians=g.num_points, refresh=False)
             bar.update(1)
-            tb_report.log_iteration(self.tb, iteration, float(l1), loss_v,
+            tb_report.log_iteration(self.tb, iteration, float(l1.detach()), loss_v,
                                     time.perf_counter() - t_iter, g.num_points)
             for hook in self.hooks:
                 hook(self, iteration)

@@ -12,12 +12,13 @@ then a 4-byte little-endian length and the ASCII source path of the scene.
 
 While a viewer is connected the training loop answers one message per iteration; with
 `train` false it keeps answering without training (paused), and after the last iteration it
-keeps serving while `keep_alive` is true. Without a client, each iteration costs one
-non-blocking accept().
+keeps serving while `keep_alive` is true. Without a client, an iteration costs one clock read;
+a non-blocking accept() runs at most every POLL_SECONDS.
 """
 import errno
 import json
 import socket
+import time
 from typing import Optional
 
 import torch
@@ -103,6 +104,9 @@ def image_to_bytes(image: torch.Tensor) -> bytes:
         .numpy().tobytes()
 
 
+POLL_SECONDS = 0.1
+
+
 class NetworkViewer:
     """The listening socket and the one connected viewer."""
 
@@ -123,8 +127,13 @@ class NetworkViewer:
         self.listener.listen()
         self.listener.setblocking(False)
         self.address = self.listener.getsockname()
+        self._next_poll = 0.0
 
     def try_connect(self):
+        now = time.monotonic()
+        if now < self._next_poll:
+            return
+        self._next_poll = now + POLL_SECONDS
         try:
             conn, addr = self.listener.accept()
         except (BlockingIOError, InterruptedError):
@@ -161,6 +170,7 @@ class NetworkViewer:
 
     def finish(self, trainer):
         """After the last iteration: serve while the viewer keeps alive, then close."""
+        self._next_poll = 0.0
         if self.conn is not None:
             self.serve(trainer, done=True)
         self.close()

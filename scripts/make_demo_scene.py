@@ -168,9 +168,11 @@ def ring_cameras(views, rng):
 
 
 def sample_surface_points(n, rng):
-    """(n,3) points on the visible surfaces, area-weighted, with their shaded colours."""
-    n_ground, n_box = int(n * 0.45), int(n * 0.3)
-    n_sph = n - n_ground - n_box
+    """(n,3) points on the visible surfaces, area-weighted, with their shaded colours; a
+    fifth on the sky sphere's textured band that the cameras see (SfM finds points on a
+    textured far background too, and without them novel views show the background wrong)."""
+    n_ground, n_box, n_sky = int(n * 0.36), int(n * 0.24), int(n * 0.2)
+    n_sph = n - n_ground - n_box - n_sky
     r = DISC_R * np.sqrt(rng.random(n_ground))
     a = 2 * np.pi * rng.random(n_ground)
     pg = np.stack([r * np.cos(a), r * np.sin(a), np.zeros(n_ground)], 1)
@@ -184,8 +186,12 @@ def sample_surface_points(n, rng):
     pb = q @ _BOX_ROT.T + BOX_C
     v = rng.normal(size=(n_sph, 3))
     ps = SPH_C + SPH_R * v / np.linalg.norm(v, axis=1, keepdims=True)
-    pts = np.concatenate([pg, pb, ps])
-    cols = np.concatenate([_color_ground(pg), _color_box(pb), _color_sphere(ps)])
+    az = 2 * np.pi * rng.random(n_sky)
+    elev = np.arcsin(rng.uniform(np.sin(-0.45), np.sin(0.75), n_sky))  # the band in view
+    d = np.stack([np.cos(elev) * np.cos(az), np.cos(elev) * np.sin(az), np.sin(elev)], 1)
+    pk = SKY_R * d
+    pts = np.concatenate([pg, pb, ps, pk])
+    cols = np.concatenate([_color_ground(pg), _color_box(pb), _color_sphere(ps), sky_color(d)])
     return pts, cols
 
 

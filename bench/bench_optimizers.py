@@ -9,8 +9,8 @@ last iteration over the iterations), so scene loading is not counted.
         --scenes juicebox_table beer_can
 
 `--step_only N,FRACTION`: instead, time one optimizer step alone for N Gaussians of which
-FRACTION are visible (both optimizers interleaved in one process, median of 15; robust to a
-shared machine's load, which the training runs are not).
+FRACTION are visible (both optimizers interleaved in one process, CPU time, median of 15;
+robust to a shared machine's load, which the training runs' wall times are not).
 """
 import argparse
 import csv
@@ -52,9 +52,9 @@ def time_steps(n: int, fraction: float, rounds: int = 15):
         times[kind] = []
     for _ in range(rounds):
         for kind, opt in opts.items():
-            t = time.perf_counter()
+            t = time.process_time()  # CPU time: less sensitive to a shared machine's load
             optimizer_step(opt, visible)
-            times[kind].append(time.perf_counter() - t)
+            times[kind].append(time.process_time() - t)
     return {k: sorted(v)[rounds // 2] for k, v in times.items()}
 
 

@@ -6,7 +6,8 @@ Adam moments of the rows where `visible` is True and leaves every other row, its
 included, untouched. Like the reference kernel the update has no bias correction
 (`p -= lr * m / (sqrt(v) + eps)`), so the step count is kept only for the record.
 
-Pure PyTorch (index_select / index_copy_), so it runs on CPU and CUDA alike. The state has
+Pure PyTorch (index_select / index_copy_ of the visible rows, or, when most rows are visible,
+a full update with the hidden rows saved and put back), so it runs on CPU and CUDA alike. The state has
 the same keys as torch.optim.Adam (`step`, `exp_avg`, `exp_avg_sq`), so checkpoints and the
 row surgery of scene/gaussian_ops.py treat both optimizers the same way.
 """
@@ -51,15 +52,26 @@ class SparseGaussianAdam(torch.optim.Adam):
                 _adam_rows(p, p.grad, state["exp_avg"], state["exp_avg_sq"], lr, b1, b2, eps)
                 continue
             if rows is None:
-                rows = visible.to(p.device).nonzero(as_tuple=True)[0]
+                vis = visible.to(p.device)
+                rows = vis.nonzero(as_tuple=True)[0]
+                hidden = (~vis).nonzero(as_tuple=True)[0]
             if rows.numel() == 0:
+                continue
+            kept = (p.data, state["exp_avg"], state["exp_avg_sq"])
+            if hidden.numel() < rows.numel():
+                # Mostly visible: update every row, then put the hidden rows back (copies,
+                # so bit-identical); cheaper than gathering and scattering the visible ones.
+                saved = [t.index_select(0, hidden) for t in kept]
+                _adam_rows(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], lr, b1, b2,
+                           eps)
+                for t, old in zip(kept, saved):
+                    t.index_copy_(0, hidden, old)
                 continue
             sub = [t.index_select(0, rows) for t in (p.data, p.grad, state["exp_avg"],
                                                       state["exp_avg_sq"])]
             _adam_rows(*sub, lr, b1, b2, eps)
-            p.data.index_copy_(0, rows, sub[0])
-            state["exp_avg"].index_copy_(0, rows, sub[2])
-            state["exp_avg_sq"].index_copy_(0, rows, sub[3])
+            for t, new in zip(kept, (sub[0], sub[2], sub[3])):
+                t.index_copy_(0, rows, new)
 
 
 def _adam_rows(p, grad, exp_avg, exp_avg_sq, lr, b1, b2, eps):

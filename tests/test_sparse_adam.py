@@ -27,9 +27,13 @@ def _backward(params, seed):
         p.grad = torch.randn(p.shape, generator=g)
 
 
-def test_invisible_rows_and_moments_untouched_visible_rows_follow_the_formula():
+@pytest.mark.parametrize("visible", [
+    [True, False, True, True, False, False, True],    # mostly visible: update all, restore
+    [False, False, True, False, False, True, False],  # mostly hidden: gather, scatter
+])
+def test_invisible_rows_and_moments_untouched_visible_rows_follow_the_formula(visible):
     params, opt = _setup()
-    visible = torch.tensor([True, False, True, True, False, False, True])
+    visible = torch.tensor(visible)
     # First a full step so that every row has non-zero moments.
     _backward(params, 1)
     opt.step(torch.ones(7, dtype=torch.bool))

@@ -99,7 +99,7 @@ def _train_and_score(scene, model, extra):
     for cmd in (["train.py", "-s", scene, "-m", model, *common, *extra],
                 ["render.py", "-m", model, "--skip_train", "--quiet"]):
         r = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True,
-                           timeout=900)
+                           timeout=1800)
         assert r.returncode == 0, r.stderr
     # Right halves for both runs: the exposure run's renders are right halves already.
     folder = os.path.join(model, "test", "ours_300")

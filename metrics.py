@@ -158,6 +158,11 @@ def evaluate_model(model_path: str, split: str = "test", lpips_fn=None, iteratio
     return results
 
 
+def _trained_with_exposure(model_path: str) -> bool:
+    from arguments import read_cfg_args
+    return bool(read_cfg_args(model_path).get("train_test_exp", False))
+
+
 def _resolve_device(name):
     if name is None:
         if torch.accelerator.is_available():
@@ -207,6 +212,9 @@ def main(argv=None):
 
         for model_path in args.model_paths:
             print(f"Scene: {model_path}")
+            if _trained_with_exposure(model_path):
+                from scene.exposure import PROTOCOL_NOTE
+                print(PROTOCOL_NOTE)
             evaluate_model(model_path, args.split, lpips_fn, args.iteration, device)
 
 

@@ -26,17 +26,26 @@ def save_png(tensor: torch.Tensor, path: str):
         Image.fromarray(arr).save(tmp, format="PNG")
 
 
-def render_set(model_path, name, iteration, views, gaussians, pipeline, background, quiet):
+def render_set(model_path, name, iteration, views, gaussians, pipeline, background, quiet,
+               exposures=None):
+    """exposures (--train_test_exp models): image name -> 3x4 exposure, applied to the
+    render; renders and ground truth are then the right half of each image."""
     from gaussian_renderer import render
+    from scene.exposure import apply_exposure, right_half
     base = os.path.join(model_path, name, f"ours_{iteration}")
     for sub in ("renders", "gt", "alpha"):
         with guarded_write(os.path.join(base, sub)):
             os.makedirs(os.path.join(base, sub), exist_ok=True)
     for idx, view in enumerate(tqdm(views, desc=f"Rendering {name}", disable=quiet)):
         pkg = render(view, gaussians, pipeline, background)
-        save_png(pkg["render"], os.path.join(base, "renders", f"{idx:05d}.png"))
-        save_png(pkg["alpha"], os.path.join(base, "alpha", f"{idx:05d}.png"))
-        save_png(view.original_image, os.path.join(base, "gt", f"{idx:05d}.png"))
+        image, alpha, gt = pkg["render"], pkg["alpha"], view.original_image
+        if exposures is not None:
+            if view.image_name in exposures:
+                image = apply_exposure(image, exposures[view.image_name].to(image.device))
+            image, alpha, gt = right_half(image), right_half(alpha), right_half(gt)
+        save_png(image, os.path.join(base, "renders", f"{idx:05d}.png"))
+        save_png(alpha, os.path.join(base, "alpha", f"{idx:05d}.png"))
+        save_png(gt, os.path.join(base, "gt", f"{idx:05d}.png"))
 
 
 @torch.no_grad()
@@ -52,14 +61,21 @@ def render_sets(dataset, iteration, pipeline, skip_train, skip_test, quiet):
     scene = Scene(dataset, gaussians, load_iteration=iteration, quiet=quiet)
     bg = [1.0, 1.0, 1.0] if dataset.white_background else [0.0, 0.0, 0.0]
     background = torch.tensor(bg, dtype=torch.float32, device=device)
+    exposures = None
+    if getattr(dataset, "train_test_exp", False):
+        from scene.exposure import PROTOCOL_NOTE, load_exposures
+        exposures = load_exposures(dataset.model_path, device)
+        if not quiet:
+            print(f"{PROTOCOL_NOTE}: renders/ and gt/ hold right halves, with exposure.json "
+                  "applied")
     if not skip_train:
         render_set(dataset.model_path, "train", scene.loaded_iter, scene.getTrainCameras(),
-                   gaussians, pipeline, background, quiet)
+                   gaussians, pipeline, background, quiet, exposures)
     if not skip_test:
         if not scene.getTestCameras() and not quiet:
             print("No test views (train with --eval for a test split)")
         render_set(dataset.model_path, "test", scene.loaded_iter, scene.getTestCameras(),
-                   gaussians, pipeline, background, quiet)
+                   gaussians, pipeline, background, quiet, exposures)
 
 
 def build_parser():

@@ -3,9 +3,11 @@ import os
 import sys
 from argparse import Namespace
 
+import torch
+
 from arguments import (CliParser, DensificationParams, ModelParams, OptimizationParams,
                        PipelineParams, SemanticParams, check_args)
-from arguments.ranges import Float, Int, iteration_list_entry
+from arguments.ranges import ITERATIONS_MAX, Float, Int, iteration_list_entry
 from utils.errors import user_errors_exit
 from utils.io_utils import atomic_write_text, ensure_writable_dir
 
@@ -24,6 +26,16 @@ def build_parser():
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--no_tensorboard", action="store_true",
                         help="do not log to TensorBoard even when it is installed")
+    # The reference's network viewer and debugging flags.
+    parser.add_argument("--ip", type=str, default="127.0.0.1",
+                        help="address the network viewer server listens on")
+    parser.add_argument("--port", type=Int(1, 65535), default=6009, help="network viewer port")
+    parser.add_argument("--disable_viewer", action="store_true",
+                        help="do not serve the network viewer")
+    parser.add_argument("--debug_from", type=Int(0, ITERATIONS_MAX, sentinels=(-1,)), default=-1,
+                        help="turn the rasterizer's debug mode on from this iteration")
+    parser.add_argument("--detect_anomaly", action="store_true",
+                        help="torch.autograd anomaly detection (slow)")
     add_viewer_args(parser)
     return parser, groups
 
@@ -66,20 +78,36 @@ def main(argv=None):
                           save_iterations=args.save_iterations,
                           checkpoint_iterations=args.checkpoint_iterations,
                           start_checkpoint=args.start_checkpoint, quiet=args.quiet,
-                          tidy_model_folder=True)
+                          tidy_model_folder=True, debug_from=args.debug_from)
         from semantic.guidance import SemanticGuidance, make_proposer
         from scene.trainer import resolve_device
         # Before the scene loads: a bad model path costs no time. (The VLM itself loads lazily.)
         proposer = make_proposer(args, resolve_device(args.device))
+        viewer = None
+        if not args.disable_viewer:  # before the scene loads
+            from gaussian_renderer.network_gui import NetworkViewer, PortInUse
+            try:
+                viewer = NetworkViewer(args.ip, args.port, args.quiet)
+            except PortInUse as e:
+                # Parallel runs (batch --jobs, a second experiment) share the default port:
+                # the viewer is optional, the run is not.
+                print(f"train.py: warning: {e}; training without the network viewer",
+                      file=sys.stderr)
+        torch.autograd.set_detect_anomaly(args.detect_anomaly)
         trainer = Trainer(lp.extract(args), op.extract(args), pp.extract(args),
                           dp.extract(args), cfg, tb)
         if proposer is not None:
             SemanticGuidance(args, proposer).attach(trainer)
         if live is not None:
             live.attach(trainer)
+        trainer.viewer = viewer
         try:
             seconds = trainer.train()
+            if viewer is not None:
+                viewer.finish(trainer)
         finally:
+            if viewer is not None:
+                viewer.close()
             if live is not None:
                 live.close()
         if not args.quiet:

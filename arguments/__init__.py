@@ -11,7 +11,7 @@ from arguments.combined import get_combined_args, read_cfg_args  # noqa: F401 (r
 from arguments.ranges import (ITERATIONS_MAX, POINTS_MAX, SH_DEGREE_MAX, Bounded, CliParser,
                               Float, Int, check_values, fraction, iteration, learning_rate,
                               non_negative, seed)
-from utils.errors import UserError
+from utils.errors import UserError, elide
 
 
 class GroupParams:
@@ -71,6 +71,7 @@ class ModelParams(ParamGroup):
         self.llffhold = 8
         self.random_init = 0
         self.seed = 0
+        self.train_test_exp = False
         super().__init__(parser, "Loading Parameters", sentinel)
 
     def _help(self):
@@ -88,6 +89,9 @@ class ModelParams(ParamGroup):
             "random_init": "start from N random points in the cameras' view volume instead of "
                            "the SfM points (0 = use SfM points)",
             "seed": "seeds Python, NumPy and torch",
+            "train_test_exp": "exposure compensation: learn a 3x4 colour transform per image; "
+                              "test images train on their left half and are scored on their "
+                              "right half (the reference's protocol)",
         }
 
     def _ranges(self):
@@ -142,6 +146,11 @@ class OptimizationParams(ParamGroup):
         self.random_background = False
         self.depth_l1_weight_init = 1.0
         self.depth_l1_weight_final = 0.01
+        self.optimizer_type = "default"
+        self.exposure_lr_init = 0.01
+        self.exposure_lr_final = 0.001
+        self.exposure_lr_delay_steps = 0
+        self.exposure_lr_delay_mult = 0.0
         super().__init__(parser, "Optimization Parameters")
 
     def _help(self):
@@ -151,14 +160,19 @@ class OptimizationParams(ParamGroup):
                                   "(0 = --feature_lr / 20, as the reference)",
                 "depth_l1_weight_init": "with -d/--depths: weight of the L1 loss on inverse "
                                         "depth at iteration 1, decaying exponentially to ...",
-                "depth_l1_weight_final": "... this weight at the last iteration"}
+                "depth_l1_weight_final": "... this weight at the last iteration",
+                "optimizer_type": "default (Adam) or sparse_adam (Adam steps only the "
+                                  "Gaussians visible in the iteration's view)"}
 
     def _ranges(self):
         lrs = ("position_lr_init", "position_lr_final", "feature_lr", "lowfeature_lr",
-               "highfeature_lr", "opacity_lr", "scaling_lr", "rotation_lr")
+               "highfeature_lr", "opacity_lr", "scaling_lr", "rotation_lr",
+               "exposure_lr_init", "exposure_lr_final")
         return {"iterations": Int(1, ITERATIONS_MAX), "position_lr_delay_mult": fraction(),
                 "position_lr_max_steps": Int(1, ITERATIONS_MAX), "lambda_dssim": fraction(),
                 "depth_l1_weight_init": non_negative(), "depth_l1_weight_final": non_negative(),
+                "exposure_lr_delay_steps": Int(0, ITERATIONS_MAX),
+                "exposure_lr_delay_mult": fraction(),
                 **{name: learning_rate() for name in lrs}}
 
 
@@ -362,6 +376,9 @@ def check_args(args):
     if (init == 0) != (final == 0):
         raise UserError("--depth_l1_weight_init and --depth_l1_weight_final must both be > 0 "
                         "(an exponential schedule), or both 0 (off)")
+    if getattr(args, "optimizer_type", "default") not in ("default", "sparse_adam"):
+        raise UserError("--optimizer_type must be default or sparse_adam, "
+                        f"got {elide(args.optimizer_type)}")
     check_semantic_args(args)
 
 

@@ -67,6 +67,26 @@ def thread_env(threads: int) -> dict:
     return dict(os.environ, OMP_NUM_THREADS=str(threads))
 
 
+def run_env(args) -> dict:
+    """The environment of the benchmark's runs; exits with one line if there are no scenes."""
+    if not os.path.isdir(args.scenes_dir):
+        sys.exit(f"--scenes_dir: {args.scenes_dir} does not exist")
+    return thread_env(args.threads)
+
+
+def add_run_args(ap, scenes, threads: int = 2):
+    """The flags every scene benchmark shares (output, scenes, iterations, seed, threads...)."""
+    ap.add_argument("--out", default="bench_out")
+    ap.add_argument("--scenes", nargs="+", default=scenes)
+    ap.add_argument("--scenes_dir", default=SCENES)
+    ap.add_argument("--iterations", type=int, default=3000)
+    ap.add_argument("--extra", default="", help="more train.py flags for every run")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=threads)
+    ap.add_argument("--images", default="images_2", help="image folder of COLMAP scenes")
+    ap.add_argument("--lego_full", action="store_true", help="lego at 400x400 instead of 200x200")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench_out")

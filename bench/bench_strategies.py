@@ -14,28 +14,18 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_scenes import SCENES, bench_one, thread_env  # noqa: E402
+from bench_scenes import add_run_args, bench_one, run_env  # noqa: E402
 
 INITS = {"sfm": "", "random100": "--random_init 100"}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="bench_out")
-    ap.add_argument("--scenes", nargs="+", default=["juicebox_table", "beer_can"])
-    ap.add_argument("--scenes_dir", default=SCENES)
+    add_run_args(ap, ["juicebox_table", "beer_can"])
     ap.add_argument("--strategies", nargs="+", default=["fastgs", "3dgs"])
     ap.add_argument("--inits", nargs="+", default=list(INITS), choices=list(INITS))
-    ap.add_argument("--iterations", type=int, default=3000)
-    ap.add_argument("--extra", default="", help="more train.py flags for every run")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--images", default="images_2", help="image folder of COLMAP scenes")
-    ap.add_argument("--lego_full", action="store_true")
     args = ap.parse_args(argv)
-    if not os.path.isdir(args.scenes_dir):
-        sys.exit(f"--scenes_dir: {args.scenes_dir} does not exist")
-    env = thread_env(args.threads)
+    env = run_env(args)
     print("| scene | strategy | init | iterations | test PSNR | SSIM | Gaussians | train wall (s) |")
     print("|---|---|---|---|---|---|---|---|")
     base_extra = args.extra

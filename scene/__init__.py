@@ -4,6 +4,7 @@ from typing import Optional
 
 from scene.dataset_readers import (detect_scene_type, random_point_cloud,
                                    readColmapSceneInfo, readNerfSyntheticInfo)
+from scene.exposure import hide_right_half
 from scene.gaussian_model import GaussianModel
 from scene.ply_io import write_point_cloud
 from utils.camera_utils import camera_to_JSON, cameraList_from_camInfos
@@ -60,6 +61,11 @@ class Scene:
                 info.train_cameras, scale, args, desc="Loading training cameras")
             self.test_cameras[scale] = cameraList_from_camInfos(
                 info.test_cameras, scale, args, desc="Loading test cameras")
+            if getattr(args, "train_test_exp", False) and load_iteration is None:
+                # The reference's exposure protocol: test images train on their left half.
+                halves = cameraList_from_camInfos(info.test_cameras, scale, args,
+                                                  desc="Loading test halves")
+                self.train_cameras[scale] += [hide_right_half(c) for c in halves]
 
         if self.loaded_iter is not None:
             gaussians.load_ply(os.path.join(self.model_path, "point_cloud",
@@ -73,7 +79,7 @@ class Scene:
         if pcd is None or len(pcd.points) == 0:
             raise UserError(f"{args.source_path}: no initial points; use --random_init N")
         write_point_cloud(os.path.join(self.model_path, "input.ply"), pcd.points, pcd.colors)
-        all_cams = list(info.train_cameras) + list(info.test_cameras)
+        all_cams = list(info.test_cameras) + list(info.train_cameras)  # the reference's order
         atomic_write_json(os.path.join(self.model_path, "cameras.json"),
                           [camera_to_JSON(i, c) for i, c in enumerate(all_cams)])
         gaussians.create_from_pcd(pcd, self.cameras_extent)

@@ -14,7 +14,8 @@ def checkpoint_path(model_path: str, iteration: int) -> str:
     return os.path.join(model_path, f"chkpnt{iteration}.pth")
 
 
-def save_checkpoint(path: str, iteration: int, gaussians, strategy, sampler) -> str:
+def save_checkpoint(path: str, iteration: int, gaussians, strategy, sampler,
+                    exposure=None) -> str:
     atomic_torch_save({
         "format": FORMAT,
         "iteration": iteration,
@@ -22,6 +23,7 @@ def save_checkpoint(path: str, iteration: int, gaussians, strategy, sampler) -> 
         "strategy": strategy.state_dict(),
         "sampler": sampler.state_dict(),
         "rng": get_rng_state(),
+        "exposure": exposure.state_dict() if exposure is not None else None,
     }, path)
     return path
 
@@ -57,7 +59,11 @@ def check_resume(ckpt: dict, path: str, sh_degree: int, iterations: int) -> int:
     return it
 
 
-def restore_checkpoint(ckpt: dict, gaussians, strategy, sampler, opt, device):
+def restore_checkpoint(ckpt: dict, gaussians, strategy, sampler, opt, device, exposure=None):
+    if exposure is not None:
+        if ckpt.get("exposure") is None:
+            raise UserError("--train_test_exp: the checkpoint was saved without exposures")
+        exposure.load_state_dict(ckpt["exposure"])
     gaussians.restore(ckpt["model"], opt)
     strategy.load_state_dict(ckpt["strategy"], device=device)
     sampler.load_state_dict(ckpt["sampler"])

@@ -12,6 +12,7 @@ from torch import nn
 
 from scene import gaussian_ops as ops
 from scene.ply_io import read_gaussian_ply, write_gaussian_ply
+from scene.sparse_adam import make_optimizer
 from utils.errors import UserError
 from utils.general_utils import (build_rotation, build_scaling_rotation, get_expon_lr_func,
                                  inverse_sigmoid, strip_symmetric)
@@ -154,7 +155,7 @@ class GaussianModel:
         }
         groups = [{"params": [p], "lr": lrs[name], "name": name}
                   for name, p in self._params().items()]
-        self.optimizer = torch.optim.Adam(groups, lr=0.0, eps=1e-15)
+        self.optimizer = make_optimizer(getattr(opt, "optimizer_type", "default"), groups)
         self.xyz_scheduler_args = get_expon_lr_func(
             lr_init=opt.position_lr_init * self.spatial_lr_scale,
             lr_final=opt.position_lr_final * self.spatial_lr_scale,

@@ -16,6 +16,10 @@ from scene.checkpoint import (check_resume, checkpoint_path, load_checkpoint, re
 from scene.depth_loss import attach_depth_loss
 from scene.gaussian_model import GaussianModel
 from scene.sampler import CameraSampler
+from scene import tb_report
+from scene.exposure import ExposureModel, right_half
+from scene.sparse_adam import optimizer_step
+from scene.tb_report import open_tensorboard  # noqa: F401  (train.py imports it from here)
 from scene.strategies import make_strategy
 from scene.training_log import TrainingLog, truncate_log
 from utils.errors import UserError
@@ -54,6 +58,7 @@ class TrainConfig:
     # train.py owns its model folder: stale temporary files of a killed save are removed and
     # training_log.csv is cut back to the starting iteration (edit.py tidies its own folder).
     tidy_model_folder: bool = False
+    debug_from: int = -1  # the reference's --debug_from: pipe.debug on from this iteration
 
 
 class Trainer:
@@ -82,10 +87,14 @@ class Trainer:
                                       dataset.white_background, opt.iterations, dataset.seed)
         self.strategy.initialize_state(self.gaussians)
         self.sampler = CameraSampler(len(self.scene.getTrainCameras()), dataset.seed)
+        self.exposure = (ExposureModel([c.image_name for c in self.scene.getTrainCameras()],
+                                       opt, self.device)
+                         if getattr(dataset, "train_test_exp", False) else None)
         self.first_iter = 1
         if ckpt is not None:
             self.first_iter = restore_checkpoint(ckpt, self.gaussians, self.strategy,
-                                                 self.sampler, opt, self.device) + 1
+                                                 self.sampler, opt, self.device,
+                                                 self.exposure) + 1
         if cfg.tidy_model_folder:
             tidy_model_folder(dataset.model_path, self.first_iter - 1)
         bg = [1.0, 1.0, 1.0] if dataset.white_background else [0.0, 0.0, 0.0]
@@ -114,6 +123,7 @@ class Trainer:
         self.objective: Optional[Callable] = None
         self.pre_step_hooks: List[Callable] = []
         attach_depth_loss(self)  # -d/--depths: the reference's inverse-depth L1 term
+        self.viewer = None  # a NetworkViewer (train.py), served at the top of each iteration
 
     # ------------------------------------------------------------------------------------
     def train(self):
@@ -126,10 +136,13 @@ class Trainer:
                   f"{g.num_points} initial Gaussians, strategy {self.dens.strategy}")
         t_start = time.perf_counter()
         ema = 0.0
-        bar = tqdm(range(self.first_iter, opt.iterations + 1), desc="Training",
-                   disable=cfg.quiet, initial=self.first_iter - 1, total=opt.iterations,
-                   dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
-        for iteration in bar:
+        bar = progress_bar(self.first_iter - 1, opt.iterations, cfg.quiet)
+        for iteration in range(self.first_iter, opt.iterations + 1):
+            if self.viewer is not None:
+                self.viewer.serve(self)
+            t_iter = time.perf_counter()
+            if iteration - 1 == cfg.debug_from:
+                self.pipe.debug = True
             g.update_learning_rate(iteration)
             if iteration % 1000 == 0:
                 g.oneupSHdegree()
@@ -137,6 +150,10 @@ class Trainer:
             random_bg = opt.random_background or self.random_background_at(iteration)
             bg = torch.rand(3, device=self.device) if random_bg else self.background
             pkg = render(cam, g, self.pipe, bg)
+            if self.exposure is not None:
+                pkg["render"] = self.exposure.apply(pkg["render"], cam.image_name)
+            if getattr(cam, "loss_mask", None) is not None:  # a test image's left half
+                pkg["render"] = pkg["render"] * cam.loss_mask.to(self.device)
             if self.objective is None:
                 gt = cam.original_image.to(self.device)
                 loss, l1, ssim_val = photometric_loss(pkg["render"], gt, opt.lambda_dssim)
@@ -155,8 +172,10 @@ class Trainer:
                 self.strategy.step_post_backward(iteration, g, pkg, cam, self.strategy_context)
                 for hook in self.pre_step_hooks:
                     hook(self, iteration)
-                g.optimizer.step()
+                optimizer_step(g.optimizer, pkg["visibility_filter"])
                 g.optimizer.zero_grad(set_to_none=True)
+                if self.exposure is not None:
+                    self.exposure.step(iteration)
                 # NaN Gaussians are invisible to the renderer, so the loss alone can stay finite.
                 bad = [n for n, t in (("xyz", g._xyz), ("opacity", g._opacity),
                                       ("scaling", g._scaling), ("rotation", g._rotation),
@@ -169,11 +188,10 @@ class Trainer:
                          ssim=f"{float(ssim_val.detach()):.6f}", gaussians=g.num_points,
                          elapsed_s=f"{elapsed:.2f}", phase=self.phase_of(iteration))
             if iteration % 10 == 0:
-                bar.set_postfix(loss=f"{ema:.5f}", gaussians=g.num_points)
-            if self.tb is not None:
-                self.tb.add_scalar("train_loss_patches/l1_loss", float(l1), iteration)
-                self.tb.add_scalar("train_loss_patches/total_loss", loss_v, iteration)
-                self.tb.add_scalar("total_points", g.num_points, iteration)
+                bar.set_postfix(loss=f"{ema:.5f}", gaussians=g.num_points, refresh=False)
+            bar.update(1)
+            tb_report.log_iteration(self.tb, iteration, float(l1.detach()), loss_v,
+                                    time.perf_counter() - t_iter, g.num_points)
             for hook in self.hooks:
                 hook(self, iteration)
             if iteration in cfg.test_iterations:
@@ -185,11 +203,13 @@ class Trainer:
                 if not cfg.quiet:
                     tqdm.write(f"[ITER {iteration}] Saving Gaussians")
                 self.scene.save(iteration)
+                if self.exposure is not None:
+                    self.exposure.save(self.dataset.model_path)
             if iteration in cfg.checkpoint_iterations:
                 self.log.flush()
                 self.last_checkpoint = save_checkpoint(
                     checkpoint_path(self.dataset.model_path, iteration), iteration, g,
-                    self.strategy, self.sampler)
+                    self.strategy, self.sampler, self.exposure)
                 if not cfg.quiet:
                     tqdm.write(f"[ITER {iteration}] Saved checkpoint {self.last_checkpoint}")
         bar.close()
@@ -209,21 +229,26 @@ class Trainer:
         sets = {"test": self.scene.getTestCameras(),
                 "train": [train[i % len(train)] for i in range(5, 30, 5)]}
         out = {}
+        first_test = bool(self.cfg.test_iterations) and iteration == min(self.cfg.test_iterations)
         for name, cams in sets.items():
             if not cams:
                 continue
             l1s, psnrs = [], []
-            for cam in cams:
-                img = torch.clamp(render(cam, self.gaussians, self.pipe, self.background)["render"], 0, 1)
+            for i, cam in enumerate(cams):
+                img = render(cam, self.gaussians, self.pipe, self.background)["render"]
                 gt = cam.original_image.to(self.device)
+                if self.exposure is not None:  # the reference's protocol: right halves
+                    img, gt = right_half(self.exposure.apply(img, cam.image_name)), right_half(gt)
+                img = torch.clamp(img, 0, 1)
+                tb_report.log_view_images(self.tb, name, i, cam, img, gt, iteration, first_test)
                 l1s.append(float(l1_loss(img, gt)))
                 psnrs.append(float(psnr(img, gt).mean()))
             out[name] = {"l1": sum(l1s) / len(l1s), "psnr": sum(psnrs) / len(psnrs)}
             if not self.cfg.quiet:
                 tqdm.write(f"[ITER {iteration}] Evaluating {name}: L1 {out[name]['l1']:.6f} "
                            f"PSNR {out[name]['psnr']:.4f}")
-            if self.tb is not None:
-                self.tb.add_scalar(f"{name}/loss_viewpoint - psnr", out[name]["psnr"], iteration)
+            tb_report.log_evaluation(self.tb, name, out[name]["l1"], out[name]["psnr"], iteration)
+        tb_report.log_scene(self.tb, self.gaussians, iteration)
         return out
 
 
@@ -243,14 +268,12 @@ def tidy_model_folder(model_path: str, last_iteration: int):
     truncate_log(os.path.join(model_path, "training_log.csv"), last_iteration)
 
 
-def open_tensorboard(model_path: str, quiet: bool):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:
-        if not quiet:
-            print("Tensorboard not available: not logging progress")
-        return None
-    return SummaryWriter(model_path)
+def progress_bar(done: int, total: int, quiet: bool):
+    """The training bar, advanced by update(1) so that its counter and rate are right
+    whenever it prints. A terminal redraws it every 0.5 s; a file or pipe gets a line every
+    10 s (a 30 s interval held the loop's counter back: a short run read 0/N until its end)."""
+    return tqdm(desc="Training", disable=quiet, initial=done, total=total, dynamic_ncols=True,
+                mininterval=0.5 if sys.stderr.isatty() else 10)
 
 
 def default_model_path() -> str:

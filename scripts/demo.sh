@@ -12,4 +12,9 @@ $PY train.py -s "$SCENE" -m "$OUT" --eval --iterations 1000 --densify_until_iter
     --test_iterations 500 1000 --save_iterations 1000 --checkpoint_iterations 1000 "$@"
 $PY render.py -m "$OUT" --quiet
 $PY metrics.py -m "$OUT"
-echo "Demo done: model, renders and results.json in $OUT"
+IT=$(ls -d "$OUT"/point_cloud/iteration_* | sed 's/.*iteration_//' | sort -n | tail -1)
+echo "Demo done:"
+echo "  test renders:  $OUT/test/ours_$IT/renders (ground truth: $OUT/test/ours_$IT/gt)"
+echo "  train renders: $OUT/train/ours_$IT/renders"
+echo "  model:         $OUT/point_cloud/iteration_$IT/point_cloud.ply (any 3DGS viewer)"
+echo "  scores:        $OUT/results.json, per view: $OUT/per_view.json"

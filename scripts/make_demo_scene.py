@@ -1,6 +1,6 @@
 """Procedural multi-view demo scene in COLMAP layout (PINHOLE cameras, binary model).
 
-    python scripts/make_demo_scene.py --out demo_data/scene [--views 32] [--width 160
+    python scripts/make_demo_scene.py --out demo_data/scene [--views 48] [--width 160
         --height 120] [--seed 0]
 
 Writes `<out>/images/view_NNN.png` and `<out>/sparse/0/{cameras,images,points3D}.bin`.
@@ -9,7 +9,9 @@ a checker-tiled ground disc, inside a far "sky" sphere with a gradient and soft 
 every pixel has a colour. Shading is Lambertian (view independent), so the views are
 consistent. Cameras sit on a ring at two heights looking at the centre; their principal
 point is slightly off-centre on purpose (it exercises the projection's shift). The sparse
-points are sampled on the surfaces with their shaded colours and a little noise, and carry
+points are sampled on the surfaces and on the sky's textured band (as SfM would find them; with
+48 views this makes a fair capture: held-out views score about as well as training views) with
+their shaded colours and a little noise, and carry
 COLMAP tracks (the views where they are unoccluded). Deterministic given the seed.
 """
 import argparse
@@ -168,9 +170,11 @@ def ring_cameras(views, rng):
 
 
 def sample_surface_points(n, rng):
-    """(n,3) points on the visible surfaces, area-weighted, with their shaded colours."""
-    n_ground, n_box = int(n * 0.45), int(n * 0.3)
-    n_sph = n - n_ground - n_box
+    """(n,3) points on the visible surfaces, area-weighted, with their shaded colours; a
+    fifth on the sky sphere's textured band that the cameras see (SfM finds points on a
+    textured far background too, and without them novel views show the background wrong)."""
+    n_ground, n_box, n_sky = int(n * 0.36), int(n * 0.24), int(n * 0.2)
+    n_sph = n - n_ground - n_box - n_sky
     r = DISC_R * np.sqrt(rng.random(n_ground))
     a = 2 * np.pi * rng.random(n_ground)
     pg = np.stack([r * np.cos(a), r * np.sin(a), np.zeros(n_ground)], 1)
@@ -184,12 +188,16 @@ def sample_surface_points(n, rng):
     pb = q @ _BOX_ROT.T + BOX_C
     v = rng.normal(size=(n_sph, 3))
     ps = SPH_C + SPH_R * v / np.linalg.norm(v, axis=1, keepdims=True)
-    pts = np.concatenate([pg, pb, ps])
-    cols = np.concatenate([_color_ground(pg), _color_box(pb), _color_sphere(ps)])
+    az = 2 * np.pi * rng.random(n_sky)
+    elev = np.arcsin(rng.uniform(np.sin(-0.45), np.sin(0.75), n_sky))  # the band in view
+    d = np.stack([np.cos(elev) * np.cos(az), np.cos(elev) * np.sin(az), np.sin(elev)], 1)
+    pk = SKY_R * d
+    pts = np.concatenate([pg, pb, ps, pk])
+    cols = np.concatenate([_color_ground(pg), _color_box(pb), _color_sphere(ps), sky_color(d)])
     return pts, cols
 
 
-def make_demo_scene(out, views=32, width=160, height=120, seed=0, n_points=4000):
+def make_demo_scene(out, views=48, width=160, height=120, seed=0, n_points=4000):
     if views < 2 or width < 8 or height < 8:
         raise UserError("make_demo_scene: need --views >= 2 and --width/--height >= 8")
     ensure_writable_dir(out)
@@ -257,7 +265,8 @@ def make_demo_scene(out, views=32, width=160, height=120, seed=0, n_points=4000)
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="output scene folder")
-    ap.add_argument("--views", type=int, default=32)
+    ap.add_argument("--views", type=int, default=48,
+                    help="cameras, alternating between two orbit rings (22 and 36 degrees up)")
     ap.add_argument("--width", type=int, default=160)
     ap.add_argument("--height", type=int, default=120)
     ap.add_argument("--seed", type=int, default=0)

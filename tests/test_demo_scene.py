@@ -38,7 +38,7 @@ def demo(tmp_path_factory):
 def test_default_generation(demo):
     # No wall-time assertion: speed belongs in bench/, and a loaded CI machine fails timings.
     out = demo
-    assert len(os.listdir(os.path.join(out, "images"))) == 32
+    assert len(os.listdir(os.path.join(out, "images"))) == 48
     cams, imgs, pts = read_model(os.path.join(out, "sparse", "0"))
     assert [c.model for c in cams.values()] == ["PINHOLE"]
     assert 2000 <= len(pts.ids) <= 5000
@@ -65,7 +65,7 @@ def test_reread_and_track_reprojection(demo):
     exact surface point; the stored points carry ~4 mm noise, hence the tolerance."""
     out = demo
     si = readColmapSceneInfo(out, "images", eval=True)
-    assert len(si.train_cameras) == 28 and len(si.test_cameras) == 4
+    assert len(si.train_cameras) == 42 and len(si.test_cameras) == 6
     assert si.point_cloud is not None
     args = SimpleNamespace(resolution=2, white_background=False, data_device="cpu")
     cams = {c.colmap_id: c for c in cameraList_from_camInfos(si.train_cameras, 1.0, args)}

@@ -83,8 +83,11 @@ def main(argv=None):
         from scene.trainer import resolve_device
         # Before the scene loads: a bad model path costs no time. (The VLM itself loads lazily.)
         proposer = make_proposer(args, resolve_device(args.device))
+        torch.autograd.set_detect_anomaly(args.detect_anomaly)
+        trainer = Trainer(lp.extract(args), op.extract(args), pp.extract(args),
+                          dp.extract(args), cfg, tb)
         viewer = None
-        if not args.disable_viewer:  # before the scene loads
+        if not args.disable_viewer:  # after the scene loaded: bad input fails first
             from gaussian_renderer.network_gui import NetworkViewer, PortInUse
             try:
                 viewer = NetworkViewer(args.ip, args.port, args.quiet)
@@ -93,9 +96,6 @@ def main(argv=None):
                 # the viewer is optional, the run is not.
                 print(f"train.py: warning: {e}; training without the network viewer",
                       file=sys.stderr)
-        torch.autograd.set_detect_anomaly(args.detect_anomaly)
-        trainer = Trainer(lp.extract(args), op.extract(args), pp.extract(args),
-                          dp.extract(args), cfg, tb)
         if proposer is not None:
             SemanticGuidance(args, proposer).attach(trainer)
         if live is not None:

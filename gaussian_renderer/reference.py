@@ -79,7 +79,7 @@ def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=N
         if o_f <= 1 / 255:
             continue
         t = min(s.mult, 1.0) * 2 * math.log(255 * o_f)
-        ex, ey = math.sqrt(t * float(cov[0, 0])), math.sqrt(t * float(cov[1, 1]))
+        ex, ey = math.sqrt(t * float(cov[0, 0].detach())), math.sqrt(t * float(cov[1, 1].detach()))
         x0, x1 = max(0, math.ceil(float(u) - ex)), min(W - 1, math.floor(float(u) + ex))
         y0, y1 = max(0, math.ceil(float(v) - ey)), min(H - 1, math.floor(float(v) + ey))
         if x0 > x1 or y0 > y1:

@@ -79,13 +79,15 @@ def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=N
         if o_f <= 1 / 255:
             continue
         t = min(s.mult, 1.0) * 2 * math.log(255 * o_f)
-        ex, ey = math.sqrt(t * float(cov[0, 0].detach())), math.sqrt(t * float(cov[1, 1].detach()))
-        x0, x1 = max(0, math.ceil(float(u) - ex)), min(W - 1, math.floor(float(u) + ex))
-        y0, y1 = max(0, math.ceil(float(v) - ey)), min(H - 1, math.floor(float(v) + ey))
+        # Bounds and radius are plain numbers: read them from detached values.
+        cd, u_f, v_f = cov.detach(), float(u.detach()), float(v.detach())
+        ex, ey = math.sqrt(t * float(cd[0, 0])), math.sqrt(t * float(cd[1, 1]))
+        x0, x1 = max(0, math.ceil(u_f - ex)), min(W - 1, math.floor(u_f + ex))
+        y0, y1 = max(0, math.ceil(v_f - ey)), min(H - 1, math.floor(v_f + ey))
         if x0 > x1 or y0 > y1:
             continue
-        mid = 0.5 * float(cov[0, 0] + cov[1, 1])
-        radius = math.ceil(3 * math.sqrt(mid + math.sqrt(max(0.1, mid * mid - float(det)))))
+        mid = 0.5 * float(cd[0, 0] + cd[1, 1])
+        radius = math.ceil(3 * math.sqrt(mid + math.sqrt(max(0.1, mid * mid - float(det.detach())))))
         if colors_precomp is not None:
             col = colors_precomp[i].double()
         else:
@@ -93,7 +95,7 @@ def reference_rasterize(settings, means3D, opacities, shs=None, colors_precomp=N
             d = d / torch.linalg.norm(d)
             col = torch.clamp_min(eval_sh(s.sh_degree, shs[i].double().T[None], d[None])[0] + 0.5,
                                   0.0)
-        gauss.append((float(z), i, u, v, inv, o, o_f, col, z, radius))
+        gauss.append((float(z.detach()), i, u, v, inv, o, o_f, col, z, radius))
 
     gauss.sort(key=lambda g: (g[0], g[1]))
     T = torch.ones(H * W, **f64)

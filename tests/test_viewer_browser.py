@@ -152,7 +152,11 @@ def test_viewer_shows_the_model_and_a_clicked_camera_renders_its_view(opened):
             break
     assert target is not None, "no click on a camera frustum reached the viewer"
     got = v.model.rendered
-    assert np.allclose(client.camera.position, v.model.views[got].position, atol=1e-3)
+    # The flight's camera update reaches the client state asynchronously (the browser echoes
+    # its camera back), so wait for it rather than read it once.
+    assert wait_for(lambda: np.allclose(client.camera.position, v.model.views[got].position,
+                                        atol=1e-3), timeout=10.0), \
+        (client.camera.position, v.model.views[got].position)
     assert len(v.model.panel.images) == 2 and "PSNR" in v.model.panel.text.content
     page.get_by_text("Our render").wait_for(timeout=15_000)
     page.get_by_text("PSNR").first.wait_for(timeout=15_000)

@@ -184,13 +184,14 @@ class Trainer:
                     self._diverged(iteration, f"non-finite {', '.join(bad)}")
             ema = loss_v if iteration == self.first_iter else 0.4 * loss_v + 0.6 * ema
             elapsed = time.perf_counter() - t_start
-            self.log.add(iteration=iteration, loss=f"{loss_v:.6f}", l1=f"{float(l1.detach()):.6f}",
+            l1_v = float(l1.detach())  # one device sync, for the log and TensorBoard
+            self.log.add(iteration=iteration, loss=f"{loss_v:.6f}", l1=f"{l1_v:.6f}",
                          ssim=f"{float(ssim_val.detach()):.6f}", gaussians=g.num_points,
                          elapsed_s=f"{elapsed:.2f}", phase=self.phase_of(iteration))
             if iteration % 10 == 0:
                 bar.set_postfix(loss=f"{ema:.5f}", gaussians=g.num_points, refresh=False)
             bar.update(1)
-            tb_report.log_iteration(self.tb, iteration, float(l1.detach()), loss_v,
+            tb_report.log_iteration(self.tb, iteration, l1_v, loss_v,
                                     time.perf_counter() - t_iter, g.num_points)
             for hook in self.hooks:
                 hook(self, iteration)

@@ -96,11 +96,12 @@ def main(argv=None):
                 # the viewer is optional, the run is not.
                 print(f"train.py: warning: {e}; training without the network viewer",
                       file=sys.stderr)
+        if viewer is not None:
+            trainer.add_plugin(viewer)
         if proposer is not None:
             SemanticGuidance(args, proposer).attach(trainer)
         if live is not None:
             live.attach(trainer)
-        trainer.viewer = viewer
         try:
             seconds = trainer.train()
             if viewer is not None:

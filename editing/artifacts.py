@@ -103,10 +103,10 @@ def read_yaml(path: str, what: str):
 
 # ------------------------------------------------------------------ checkpoints
 
-def save_checkpoint(path: str, round_index: int, iteration: int, gaussians, strategy):
+def save_checkpoint(path: str, round_index: int, iteration: int, gaussians):
     atomic_torch_save({"format": CHECKPOINT_FORMAT, "round": int(round_index),
                        "iteration": int(iteration), "model": gaussians.capture(),
-                       "strategy": strategy.state_dict(), "rng": get_rng_state()}, path)
+                       "rng": get_rng_state()}, path)
 
 
 def load_checkpoint(path: str) -> dict:

@@ -15,16 +15,19 @@ Locality, for every mode: Adam normalises gradients, so scaling a Gaussian's gra
 constant would not slow it down. Instead each optimizer step is scaled per Gaussian: after the
 step a Gaussian keeps s = w + (1 - w) * --outside_update of its update, w being its RoI weight.
 
-The per-Gaussian values this needs live in the strategy state, so clone/split/prune/spawn keep
-them row-aligned (scene/gaussian_ops.py): "edit_damp" is 1 - w rather than w because rows made
-from nothing (spawned in the RoI) get 0, i.e. fully editable, while clones copy their parent.
+The per-Gaussian values this needs are side tables of the model, so clone/split/prune/spawn
+keep them row-aligned (scene/gaussian_ops.py): "edit_damp" is 1 - w rather than w because rows
+made from nothing (spawned in the RoI) get 0, i.e. fully editable, while clones copy their
+parent.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
 import torch
 
+from scene.plugins import TrainingPlugin
 from scene.strategies.base import Strategy
+from scene.strategies.regions import add_regions
 from utils.general_utils import inverse_sigmoid
 
 LR_SCALES = {
@@ -34,7 +37,6 @@ LR_SCALES = {
 }
 RESIDUAL_THRESH = 0.1   # replace: a RoI pixel "still wrong" when its mean |render - target| > this
 EVENT_VIEWS = 8         # replace/remove: views used per densification / fill event
-EDIT_ROWS = ("edit_damp", "anchored", "anchor_opacity", "anchor_xyz", "anchor_log_scale")
 
 
 @dataclass
@@ -43,24 +45,17 @@ class EditStrategy(Strategy):
     the region hook); every change to the Gaussians comes from the mode policy."""
     grad_thresh: float = 0.0002
     percent_dense: float = 0.01
+    mode: str = "restyle"
 
-    def initialize_state(self, model):
-        n, dev = model.num_points, model.get_xyz.device
-        self.state = {"grad_accum": torch.zeros(n, device=dev), "denom": torch.zeros(n, device=dev)}
-        return self.state
+    @property
+    def label(self) -> str:
+        return f"edit ({self.mode})"
 
-    def step_post_backward(self, iteration, model, render_pkg, camera=None, context=None):
-        grad = render_pkg["viewspace_points"].grad
-        if grad is None:
-            return
-        vis = render_pkg["visibility_filter"]
-        self.state["grad_accum"][vis] += grad[vis, :2].norm(dim=-1)
-        self.state["denom"][vis] += 1
+    def step_post_backward(self, iteration, model, render_pkg, scorer=None):
+        self.accumulate_gradients(model, render_pkg)
 
     def densify_priority(self, model):
-        mean = torch.nan_to_num(self.state["grad_accum"] / self.state["denom"], nan=0.0,
-                                posinf=0.0)
-        return mean / self.grad_thresh
+        return self.mean_gradient(model) / self.grad_thresh
 
     def size_fraction(self):
         return self.percent_dense
@@ -88,27 +83,30 @@ def restart_position_schedule(model, first_iteration: int):
 
 
 @torch.no_grad()
-def set_anchors(model, strategy: Strategy, weights: torch.Tensor):
-    """Round start: the RoI weights and the values the regularisers pull towards."""
-    st = strategy.state
+def set_anchors(model, weights: torch.Tensor):
+    """Round start: the RoI weights and the values the regularisers pull towards (side
+    tables of the model)."""
     n = model.num_points
-    st["edit_damp"] = (1.0 - weights.to(model.get_xyz.device)).clamp(0, 1).reshape(n)
-    st["anchored"] = torch.ones(n, device=model.get_xyz.device)
-    st["anchor_opacity"] = model.get_opacity[:, 0].detach().clone()
-    st["anchor_xyz"] = model.get_xyz.detach().clone()
-    st["anchor_log_scale"] = model._scaling.detach().clone()
+    model.set_table("edit_damp", (1.0 - weights.to(model.get_xyz.device)).clamp(0, 1).reshape(n))
+    model.set_table("anchored", torch.ones(n, device=model.get_xyz.device))
+    model.set_table("anchor_opacity", model.get_opacity[:, 0].detach().clone())
+    model.set_table("anchor_xyz", model.get_xyz.detach().clone())
+    model.set_table("anchor_log_scale", model._scaling.detach().clone())
 
 
-class ModePolicy:
-    """Hooks the round manager installs on the trainer for one round."""
+class ModePolicy(TrainingPlugin):
+    """The edit round's plugin: scales each optimizer step per Gaussian (locality), fades
+    removed Gaussians, and runs the mode's densify / fill events; it labels the iterations
+    `round_<r>` (`refine_<r>` once `refining`)."""
 
     def __init__(self, cfg, strategy: Strategy, views: Sequence, masks: Dict[int, torch.Tensor],
-                 view_ids: Sequence[int], first: int, last: int):
+                 view_ids: Sequence[int], first: int, last: int, round_index: int = 0):
         self.cfg, self.strategy = cfg, strategy
         self.views, self.view_ids, self.masks = list(views), list(view_ids), masks
         self.mode = cfg.mode
         self.outside = float(cfg.outside_update)
         self.refining = False  # GS-only refinement: no densification / pruning events
+        self.round_index = round_index
         n = cfg.densify_events
         span = last - first + 1
         # Events spread over the first 80% of the round, so the new Gaussians settle.
@@ -117,22 +115,28 @@ class ModePolicy:
         self.log: List[dict] = []
         self._before = None
 
-    # -- step scaling (locality) ------------------------------------------------------------
-    def step_scale(self) -> torch.Tensor:
-        damp = self.strategy.state["edit_damp"]
-        return 1.0 - damp * (1.0 - self.outside)
+    def phase(self, iteration: int) -> str:
+        return f"{'refine' if self.refining else 'round'}_{self.round_index}"
 
-    def pre_step(self, trainer, iteration):
-        if bool((self.strategy.state["edit_damp"] > 0).any()) and self.outside < 1.0:
-            self._before = {n: p.detach().clone() for n, p in trainer.gaussians._params().items()}
+    # -- step scaling (locality) ------------------------------------------------------------
+    @staticmethod
+    def step_scale(model, outside: float) -> torch.Tensor:
+        damp = model.tables["edit_damp"]
+        return 1.0 - damp * (1.0 - outside)
+
+    def before_step(self, step):
+        g = step.trainer.gaussians
+        if bool((g.tables["edit_damp"] > 0).any()) and self.outside < 1.0:
+            self._before = {n: p.detach().clone() for n, p in g._params().items()}
         else:
             self._before = None
 
     @torch.no_grad()
-    def post_step(self, trainer, iteration):
+    def after_step(self, step):
+        trainer, iteration = step.trainer, step.iteration
         g = trainer.gaussians
         if self._before is not None:
-            s = self.step_scale()
+            s = self.step_scale(g, self.outside)
             for name, p in g._params().items():
                 old = self._before[name]
                 shape = (-1,) + (1,) * (p.dim() - 1)
@@ -145,16 +149,15 @@ class ModePolicy:
 
     # -- mode actions -----------------------------------------------------------------------
     def _decay_opacity(self, g):
-        w = 1.0 - self.strategy.state["edit_damp"]
+        w = 1.0 - g.tables["edit_damp"]
         op = g.get_opacity[:, 0] * (1.0 - self.cfg.remove_decay * w)
         g._opacity.data.copy_(inverse_sigmoid(op.clamp(1e-6, 1 - 1e-6))[:, None])
 
     def _event_views(self, trainer):
         """The round's views with the largest RoI error now, and masks of their wrong pixels."""
-        from gaussian_renderer import render
         scored = []
         for cam, vid in zip(self.views, self.view_ids):
-            pkg = render(cam, trainer.gaussians, trainer.pipe, trainer.background)
+            pkg = trainer.scorer.render(cam, trainer.gaussians)
             err = (pkg["render"] - cam.original_image.to(pkg["render"].device)).abs().mean(0)
             roi = self.masks[vid] > 0.5
             if self.mode == "replace":
@@ -166,19 +169,18 @@ class ModePolicy:
         return [(cam, want) for _, cam, want in scored[:EVENT_VIEWS] if bool(want.any())]
 
     def _event(self, trainer, iteration) -> dict:
-        g, st = trainer.gaussians, self.strategy.state
+        g = trainer.gaussians
         rec = {"iteration": iteration, "pruned": 0, "densified": 0, "spawned": 0}
         if self.mode == "remove" or self.mode == "replace":
-            w = 1.0 - st["edit_damp"]
+            w = 1.0 - g.tables["edit_damp"]
             dead = (w > 0.5) & (g.get_opacity[:, 0] < self.cfg.prune_opacity)
-            rec["pruned"] = g.prune(dead, state=st)
+            rec["pruned"] = g.prune(dead)
         picked = self._event_views(trainer)
         if picked:
             cams, masks = [c for c, _ in picked], [m for _, m in picked]
             kind = "densify" if self.mode == "replace" else "spawn"
-            done = self.strategy.add_regions(g, cams, masks, self.cfg.densify_budget, kind,
-                                             trainer.strategy_context,
-                                             min_priority=self.cfg.densify_grad_ratio)
+            done = add_regions(self.strategy, g, cams, masks, self.cfg.densify_budget, kind,
+                               trainer.scorer, min_priority=self.cfg.densify_grad_ratio)
             rec["densified"], rec["spawned"] = done["densified"], done["spawned"]
         rec["gaussians"] = g.num_points
         return rec

@@ -29,13 +29,15 @@ from editing import artifacts
 from editing.artifacts import Layout
 from editing.config import saved_config
 from editing.editors import make_editor
-from editing.losses import LossWeights, gaussian_terms, image_terms, total_loss
+from editing.losses import EditObjective, LossWeights
 from editing.metrics import ClipDirection, LpipsMetric, colour_spread, summarise, view_metrics
 from editing.policies import (EditStrategy, ModePolicy, restart_position_schedule,
                               scale_learning_rates, set_anchors)
 from editing.roi import (annotations_from_record, build_roi, ground_annotations,
                          parse_annotations)
 from editing.views import select_views, view_directions
+from scene.checkpoint import model_capture
+from scene.sampler import CameraSampler
 from utils.errors import UserError
 from utils.general_utils import set_seed
 from scene.training_log import truncate_log
@@ -136,15 +138,13 @@ class EditSession:
 
         out_ds = copy.copy(dataset)
         out_ds.model_path = cfg.output  # the loop's training_log.csv goes to the edit's folder
-        self.trainer = Trainer(out_ds, self.opt, pipe, dens, TrainConfig(quiet=cfg.quiet),
-                               None, scene=scene)
-        self.trainer.dens = copy.copy(dens)
-        self.trainer.dens.strategy = f"edit ({cfg.mode})"
         self.strategy = EditStrategy(cameras_extent=scene.cameras_extent,
                                      max_gaussians=getattr(dens, "max_gaussians", 0),
                                      grad_thresh=getattr(dens, "grad_thresh", 0.0002),
-                                     percent_dense=getattr(dens, "percent_dense", 0.01))
-        self.trainer.strategy = self.strategy
+                                     percent_dense=getattr(dens, "percent_dense", 0.01),
+                                     mode=cfg.mode)
+        self.trainer = Trainer(out_ds, self.opt, pipe, dens, TrainConfig(quiet=cfg.quiet),
+                               None, scene=scene, strategy=self.strategy)
         self.background = self.trainer.background
         if cfg.roi_prompt:
             self.annotations = self._grounded_annotations()
@@ -293,8 +293,7 @@ class EditSession:
             self.strategy.initialize_state(g)
             return 0
         ckpt = artifacts.load_checkpoint(self.layout.checkpoint(r))
-        g.restore(ckpt["model"], self.opt)
-        self.strategy.load_state_dict(ckpt["strategy"], device=self.device)
+        g.restore(model_capture(ckpt), self.opt)
         self.trainer.last_checkpoint = self.layout.checkpoint(r)
         return int(ckpt["iteration"])
 
@@ -365,22 +364,20 @@ class EditSession:
         # 3. swap the targets; 4. optimise
         self._swap_targets(edited)
         keep = {v: (pre[v] if cfg.preserve_to == "pre_edit" else self._photo(v)) for v in sel}
-        set_anchors(g, self.strategy, roi.weights)
+        set_anchors(g, roi.weights)
         last = it0 + cfg.round_iters
-        policy = ModePolicy(cfg, self.strategy, [self.cams[v] for v in sel], masks, sel,
-                            it0 + 1, last)
-        self._install(policy, sel, masks, keep, seed)
-        trainer.phase_of = lambda it: f"round_{r}"
-        trainer.first_iter, self.opt.iterations = it0 + 1, last
+        views = [self.cams[v] for v in sel]
+        policy = ModePolicy(cfg, self.strategy, views, masks, sel, it0 + 1, last, r)
+        objective = EditObjective(self.loss_weights, keep, masks,
+                                  {id(self.cams[v]): v for v in sel}, self.strategy.cameras_extent)
+        sampler = CameraSampler(len(sel), seed)
         with T("optimisation"):
-            trainer.train()
+            trainer.train(it0 + 1, last, views, sampler, objective, [policy])
+        it_end = last + cfg.refine_iters
         if cfg.refine_iters:
             policy.refining = True
-            trainer.phase_of = lambda it: f"refine_{r}"
-            trainer.first_iter, self.opt.iterations = last + 1, last + cfg.refine_iters
             with T("refine"):
-                trainer.train()
-        it_end = self.opt.iterations
+                trainer.train(last + 1, it_end, views, sampler, objective, [policy])
 
         # 5. post-optimisation renders and metrics
         with T("render"):
@@ -432,7 +429,7 @@ class EditSession:
                                "optimisation": cfg.round_iters, "refine": cfg.refine_iters},
                 "gaussians": g.num_points, "timings_s": timings})
             artifacts.write_manifest(L, self.manifest)
-            artifacts.save_checkpoint(L.checkpoint(r), r, it_end, g, self.strategy)
+            artifacts.save_checkpoint(L.checkpoint(r), r, it_end, g)
             artifacts.copy_atomic(L.checkpoint(r), L.latest)
         # The commit point: only now does this round count as complete.
         self.state["rounds"] = [e for e in self.state["rounds"] if e["round"] < r]
@@ -455,27 +452,6 @@ class EditSession:
                   f"RoI PSNR {_fmt(summary.get('roi_psnr'))} dB, outside vs original "
                   f"{_fmt(summary.get('outside_psnr_to_original'))} dB")
 
-    def _install(self, policy: ModePolicy, sel: List[int], masks, keep, seed: int):
-        """Point the shared training loop at this round's views, objective and hooks."""
-        from scene.sampler import CameraSampler
-        trainer, weights = self.trainer, self.loss_weights
-        view_of = {id(self.cams[v]): v for v in sel}
-        extent = self.strategy.cameras_extent
-        dev = self.device
-
-        def objective(tr, pkg, cam, iteration):
-            v = view_of[id(cam)]
-            img = image_terms(pkg["render"], cam.original_image.to(dev), keep[v], masks[v],
-                              weights)
-            gs = gaussian_terms(tr.gaussians, self.strategy.state, extent)
-            return total_loss(img, gs, weights), img["l1"], img["ssim"]
-
-        trainer.views = [self.cams[v] for v in sel]
-        trainer.sampler = CameraSampler(len(sel), seed)
-        trainer.objective = objective
-        trainer.pre_step_hooks = [policy.pre_step]
-        trainer.hooks = [policy.post_step]
-
     def _save_round(self, r, sel, selection, seeds, roi, pre, edited, post, masks, vis):
         L = self.layout
         for v in sel:
@@ -486,7 +462,7 @@ class EditSession:
             artifacts.save_png(vis[v], L.roi(r, f"visibility_view_{v:03d}.png"))
         # The lifted weights as carried through the round's clone/split/prune/spawn, so they
         # are row-aligned with point_cloud/round_<r>/point_cloud.ply.
-        weights = 1.0 - self.strategy.state["edit_damp"]
+        weights = 1.0 - self.trainer.gaussians.tables["edit_damp"]
         artifacts.save_npy(weights.detach().cpu().numpy().astype(np.float32),
                            L.roi(r, "gaussian_weights.npy"))
 

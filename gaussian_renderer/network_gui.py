@@ -23,6 +23,7 @@ from typing import Optional
 
 import torch
 
+from scene.plugins import TrainingPlugin
 from utils.errors import UserError
 
 
@@ -111,8 +112,9 @@ class PortInUse(UserError):
     """The viewer's port is taken (typically by another training run on this machine)."""
 
 
-class NetworkViewer:
-    """The listening socket and the one connected viewer."""
+class NetworkViewer(TrainingPlugin):
+    """The listening socket and the one connected viewer; as a training plugin it answers
+    the viewer at the start of every iteration."""
 
     def __init__(self, ip: str, port: int, quiet: bool = False):
         if not 0 < port < 65536:
@@ -148,6 +150,9 @@ class NetworkViewer:
         if not self.quiet:
             from tqdm import tqdm
             tqdm.write(f"Viewer connected from {addr[0]}:{addr[1]}")
+
+    def iteration_start(self, trainer, iteration: int):
+        self.serve(trainer)
 
     def serve(self, trainer, done: bool = False):
         """Called at the top of each training iteration (done=False): answer the viewer

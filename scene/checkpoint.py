@@ -1,4 +1,5 @@
-"""Checkpoints: parameters, optimizer, strategy state, iteration, sampler and RNG states."""
+"""Checkpoints: parameters, optimizer, side tables (the strategy's statistics among them),
+iteration, sampler and RNG states."""
 import os
 
 import torch
@@ -14,13 +15,11 @@ def checkpoint_path(model_path: str, iteration: int) -> str:
     return os.path.join(model_path, f"chkpnt{iteration}.pth")
 
 
-def save_checkpoint(path: str, iteration: int, gaussians, strategy, sampler,
-                    exposure=None) -> str:
+def save_checkpoint(path: str, iteration: int, gaussians, sampler, exposure=None) -> str:
     atomic_torch_save({
         "format": FORMAT,
         "iteration": iteration,
         "model": gaussians.capture(),
-        "strategy": strategy.state_dict(),
         "sampler": sampler.state_dict(),
         "rng": get_rng_state(),
         "exposure": exposure.state_dict() if exposure is not None else None,
@@ -59,13 +58,22 @@ def check_resume(ckpt: dict, path: str, sh_degree: int, iterations: int) -> int:
     return it
 
 
-def restore_checkpoint(ckpt: dict, gaussians, strategy, sampler, opt, device, exposure=None):
+def model_capture(ckpt: dict) -> dict:
+    """The checkpoint's GaussianModel.capture(); checkpoints written before the side tables
+    moved into the model kept them as the strategy's state."""
+    captured = ckpt["model"]
+    if "tables" not in captured and isinstance(ckpt.get("strategy"), dict):
+        captured = dict(captured, tables={k: v for k, v in ckpt["strategy"].items()
+                                          if torch.is_tensor(v)})
+    return captured
+
+
+def restore_checkpoint(ckpt: dict, gaussians, sampler, opt, exposure=None):
     if exposure is not None:
         if ckpt.get("exposure") is None:
             raise UserError("--train_test_exp: the checkpoint was saved without exposures")
         exposure.load_state_dict(ckpt["exposure"])
-    gaussians.restore(ckpt["model"], opt)
-    strategy.load_state_dict(ckpt["strategy"], device=device)
+    gaussians.restore(model_capture(ckpt), opt)
     sampler.load_state_dict(ckpt["sampler"])
     set_rng_state(ckpt["rng"])
     return int(ckpt["iteration"])

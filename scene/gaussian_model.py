@@ -1,7 +1,9 @@
-"""The set of 3D Gaussians being optimized: parameters, activations, optimizer, and the
-densification primitives (clone, split, spawn, prune, reset opacity) that strategies call.
+"""The set of 3D Gaussians being optimized: parameters, activations, optimizer, the
+per-Gaussian side tables, and the densification primitives (clone, split, spawn, prune, reset
+opacity) that strategies call.
 
-All row surgery goes through scene.gaussian_ops so the Adam state always stays aligned.
+All row surgery goes through scene.gaussian_ops, which keeps the Adam state and every side
+table row-aligned with the parameters.
 """
 import copy
 from typing import Dict, Optional
@@ -39,6 +41,11 @@ class GaussianModel:
         self.spatial_lr_scale = 1.0
         self.optimizer: Optional[torch.optim.Adam] = None
         self.xyz_scheduler_args = None
+        # Side tables: name -> tensor with one row per Gaussian (a strategy's gradient
+        # statistics, prune protection, an edit's RoI weights and anchors). Every prune,
+        # clone, split and spawn keeps them aligned: copies take their source's rows, new
+        # Gaussians get zeros.
+        self.tables: Dict[str, torch.Tensor] = {}
         self._set_params(self._empty_values(0))
 
     # ------------------------------------------------------------ parameters
@@ -68,6 +75,24 @@ class GaussianModel:
         out = fn(params, self.optimizer, *args, **kwargs)
         self._set_params(params)
         return out
+
+    # ------------------------------------------------------------ side tables
+
+    def set_table(self, name: str, values: torch.Tensor) -> torch.Tensor:
+        """Register (or replace) a per-Gaussian table; it must have one row per Gaussian."""
+        if values.dim() == 0 or values.shape[0] != self.num_points:
+            raise ValueError(f"table '{name}' has shape {tuple(values.shape)}, expected "
+                             f"{self.num_points} rows")
+        self.tables[name] = values
+        return values
+
+    def new_table(self, name: str, dtype=torch.float32) -> torch.Tensor:
+        """Register a zero table of one value per Gaussian (replacing any of that name)."""
+        return self.set_table(name, torch.zeros(self.num_points, dtype=dtype,
+                                                device=self._xyz.device))
+
+    def drop_table(self, name: str) -> Optional[torch.Tensor]:
+        return self.tables.pop(name, None)
 
     # ------------------------------------------------------------ activations
 
@@ -136,6 +161,7 @@ class GaussianModel:
                               device=self.device).reshape(-1, 3)
         dist2 = mean_sq_dist_to_knn(xyz)
         self._set_params(self._new_values(xyz, rgb, dist2, 0.1))
+        self.tables = {}
         self.optimizer = None
 
     # ------------------------------------------------------------ optimisation
@@ -171,26 +197,33 @@ class GaussianModel:
 
     # ------------------------------------------------------------ densification primitives
 
-    def append_gaussians(self, values: Dict[str, torch.Tensor], state: Optional[dict] = None,
-                         state_fill=0) -> int:
+    def append_gaussians(self, values: Dict[str, torch.Tensor]) -> int:
         """Append Gaussians given raw values for every group name. Returns how many."""
         values = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device)
                   for k, v in values.items()}
-        return self._run(ops.append, values, state=state, state_fill=state_fill)
+        return self._run(ops.append, values, state=self.tables)
 
-    def prune(self, mask: torch.Tensor, state: Optional[dict] = None) -> int:
+    def prune(self, mask: torch.Tensor) -> int:
         """Remove the Gaussians where mask is True. Returns how many were removed."""
-        return self._run(ops.remove, mask.to(self.device), state=state)
+        return self._run(ops.remove, mask.to(self.device), state=self.tables)
 
-    def clone(self, mask: torch.Tensor, state: Optional[dict] = None) -> int:
+    def clone(self, mask: torch.Tensor) -> int:
         """Append exact copies of the selected Gaussians. Returns how many were added."""
-        return self._run(ops.duplicate, mask.to(self.device), state=state)
+        return self._run(ops.duplicate, mask.to(self.device), state=self.tables)
 
-    def split(self, mask: torch.Tensor, n: int = 2, scale_factor: float = 0.8,
-              state: Optional[dict] = None) -> int:
+    def clone_and_split(self, clone: torch.Tensor, split: torch.Tensor) -> int:
+        """Clone the Gaussians in `clone`, then split those in `split` (both masks over the
+        Gaussians as they are now). Returns the net number added; the new rows (clones,
+        then split children) are the last ones."""
+        n_before = self.num_points
+        added = self.clone(clone)
+        pad = torch.zeros(self.num_points - n_before, dtype=torch.bool, device=split.device)
+        return added + self.split(torch.cat([split, pad]))
+
+    def split(self, mask: torch.Tensor, n: int = 2, scale_factor: float = 0.8) -> int:
         """Replace each selected Gaussian by n samples from its own 3D Gaussian, with
         scales divided by scale_factor * n (reference densify_and_split). Samples use
-        torch's global RNG. Children go to the end; state rows are copied from the parent.
+        torch's global RNG. Children go to the end; table rows are copied from the parent.
         Returns the net number of Gaussians added ((n - 1) * selected)."""
         mask = mask.to(self.device)
         idx = mask.nonzero(as_tuple=True)[0]
@@ -207,14 +240,13 @@ class GaussianModel:
             children["xyz"] = new_xyz
             children["scaling"] = torch.log(stds / (scale_factor * n))
         src = idx.repeat(n)
-        self._run(ops.append, children, state=state, state_src=src)
+        self._run(ops.append, children, state=self.tables, state_src=src)
         parents = torch.zeros(self.num_points, dtype=torch.bool, device=self.device)
         parents[idx] = True
-        self._run(ops.remove, parents, state=state)
+        self._run(ops.remove, parents, state=self.tables)
         return (n - 1) * m
 
-    def spawn(self, xyz, rgb, scales=None, opacity=0.1, state: Optional[dict] = None,
-              state_fill=0) -> int:
+    def spawn(self, xyz, rgb, scales=None, opacity=0.1) -> int:
         """Append new Gaussians at world points `xyz` (M,3) with colours `rgb` (M,3) in
         [0,1]. `scales` are world-space sizes (M,) or (M,3); when None each new Gaussian is
         sized by its 3 nearest neighbours among existing and new points. Returns M."""
@@ -235,7 +267,7 @@ class GaussianModel:
             s = torch.as_tensor(scales, dtype=torch.float32, device=self.device)
             s = s.reshape(m, 1).expand(m, 3) if s.dim() <= 1 else s.reshape(m, 3)
             vals["scaling"] = torch.log(s.clamp_min(1e-12))
-        return self._run(ops.append, vals, state=state, state_fill=state_fill)
+        return self._run(ops.append, vals, state=self.tables)
 
     def reset_opacity(self, max_value: float = 0.01) -> int:
         """Clamp opacities to at most max_value and zero their Adam moments."""
@@ -276,6 +308,7 @@ class GaussianModel:
             "rotation": torch.from_numpy(data["rotation"]),
         })
         self.active_sh_degree = self.max_sh_degree
+        self.tables = {}
         self.optimizer = None
 
     def capture(self) -> dict:
@@ -288,6 +321,7 @@ class GaussianModel:
             "active_sh_degree": int(self.active_sh_degree),
             "max_sh_degree": int(self.max_sh_degree),
             "spatial_lr_scale": float(self.spatial_lr_scale),
+            "tables": {name: t.detach().clone() for name, t in self.tables.items()},
         }
 
     def restore(self, captured: dict, training_args=None):
@@ -299,6 +333,9 @@ class GaussianModel:
             self.active_sh_degree = int(captured["active_sh_degree"])
             self.spatial_lr_scale = float(captured["spatial_lr_scale"])
             self._set_params({name: params[name] for name in PARAM_ATTRS})
+            self.tables = {}
+            for name, t in captured.get("tables", {}).items():
+                self.set_table(name, t.to(self.device).clone())
         except KeyError as e:
             raise UserError(f"checkpoint is missing Gaussian model entry {e}") from None
         self.optimizer = None

@@ -1,7 +1,8 @@
 """TensorBoard logging under the reference codebase's tag names.
 
 Every iteration: `train_loss_patches/l1_loss`, `train_loss_patches/total_loss`, `iter_time`
-(milliseconds, as the reference's CUDA-event timer), `total_points`. At test iterations:
+(milliseconds, as the reference's CUDA-event timer), `total_points`, and each named loss term
+as `loss_terms/<name>` (scene/plugins.py). At test iterations:
 `{test,train}/loss_viewpoint - l1_loss` and `- psnr`, renders of the first five views of each
 set as `{set}_view_{image_name}/render` (their ground truth once, at the first test
 iteration, as `.../ground_truth`) and `scene/opacity_histogram`.
@@ -31,6 +32,14 @@ def log_iteration(tb, iteration: int, l1: float, loss: float, iter_seconds: floa
     tb.add_scalar("train_loss_patches/total_loss", loss, iteration)
     tb.add_scalar("iter_time", iter_seconds * 1000.0, iteration)
     tb.add_scalar("total_points", num_points, iteration)
+
+
+def log_terms(tb, iteration: int, terms: dict):
+    """Every named loss term of the iteration, weighted as summed into the loss."""
+    if tb is None:
+        return
+    for name, value in terms.items():
+        tb.add_scalar(f"loss_terms/{name}", value, iteration)
 
 
 def log_view_images(tb, split: str, index: int, cam, image, gt, iteration: int,

@@ -8,16 +8,25 @@ COLUMNS = ["iteration", "loss", "l1", "ssim", "psnr", "gaussians", "elapsed_s", 
 
 
 class TrainingLog:
-    def __init__(self, model_path: str, flush_every: int = 100):
+    """COLUMNS, then one `term_<name>` column per named loss term. A log that already exists
+    (a resumed run) keeps its own header, and rows fill the columns it has."""
+
+    def __init__(self, model_path: str, flush_every: int = 100, terms=()):
         self.path = os.path.join(model_path, "training_log.csv")
         self.rows = []
         self.flush_every = flush_every
-        if not os.path.exists(self.path):
+        self.columns = COLUMNS + [f"term_{name}" for name in terms]
+        if os.path.exists(self.path):
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f), None)
+            if header:
+                self.columns = header
+        else:
             with guarded_write(self.path), open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(COLUMNS)
+                csv.writer(f).writerow(self.columns)
 
     def add(self, **row):
-        self.rows.append([row.get(c, "") for c in COLUMNS])
+        self.rows.append([row.get(c, "") for c in self.columns])
 
     def maybe_flush(self):
         """Write buffered rows once enough have accumulated (call at the end of an iteration,
@@ -29,7 +38,7 @@ class TrainingLog:
         """Fill columns of the last row (e.g. psnr after an evaluation)."""
         if self.rows:
             for k, v in values.items():
-                self.rows[-1][COLUMNS.index(k)] = v
+                self.rows[-1][self.columns.index(k)] = v
 
     def flush(self):
         if not self.rows:

@@ -15,34 +15,42 @@ import math
 
 import torch
 
+from scene.plugins import TrainingPlugin
+
 # The term's goal for alpha: a little above ALPHA_SOLID (0.5, "shows a surface"). A goal of 1
 # also pushed the soft edges the photos want half-transparent and cost beer_can 0.2-0.5 dB
 # (bench/RESULTS.md).
 COVERED_ALPHA = 0.6
 
 
-class CoverageTerm:
-    """The `--completion_alpha` loss term for Trainer.loss_terms, on after iteration `start`."""
+class CompletionPlugin(TrainingPlugin):
+    """From phase 2 on (iterations after `start`): random backgrounds until `random_until`
+    (--completion_background), and the `completion_alpha` loss term of weight `weight`."""
+    TERMS = ("completion_alpha",)
 
-    def __init__(self, weight: float, start: int):
-        self.weight, self.start = weight, start
+    def __init__(self, weight: float, start: int, random_until: float):
+        self.weight, self.start, self.random_until = weight, start, random_until
 
-    def __call__(self, trainer, pkg, cam, iteration):
-        if iteration <= self.start:
-            return None
-        alpha = pkg["alpha"]
-        mask = cam.alpha_mask
+    def random_background(self, iteration: int) -> bool:
+        return self.start < iteration <= self.random_until
+
+    def loss_terms(self, step):
+        if self.weight <= 0 or step.iteration <= self.start:
+            return {}
+        alpha = step.render_pkg["alpha"]
+        mask = step.camera.alpha_mask
         target = torch.ones_like(alpha) if mask is None else mask.to(alpha.device)
-        return self.weight * (COVERED_ALPHA * target - alpha).clamp_min(0).mean()
+        return {"completion_alpha":
+                self.weight * (COVERED_ALPHA * target - alpha).clamp_min(0).mean()}
 
 
-def attach_completion(trainer, args, window):
-    """Wire the completion flags into the trainer; `window` is phase 2's (start, end] or None."""
+def completion_plugin(args, window):
+    """The completion flags' plugin; `window` is phase 2's (start, end] or None (no phase 2,
+    or both flags off: None)."""
     if window is None:
-        return
+        return None
     start, end = window
-    if args.completion_background != "fixed":
-        until = end if args.completion_background == "phase2" else math.inf
-        trainer.random_background_at = lambda it: start < it <= until
-    if args.completion_alpha > 0:
-        trainer.loss_terms.append(CoverageTerm(args.completion_alpha, start))
+    random_until = {"fixed": -math.inf, "phase2": end}.get(args.completion_background, math.inf)
+    if args.completion_alpha <= 0 and random_until == -math.inf:
+        return None
+    return CompletionPlugin(args.completion_alpha, start, random_until)

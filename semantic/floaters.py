@@ -22,20 +22,13 @@ import torch
 MAX_SUPPORT_VIEWS = 64   # evenly spaced training views are enough to count support
 
 
-@torch.no_grad()
-def training_support(model, cameras: Sequence, render, pipe, background) -> torch.Tensor:
-    """(N,) float: the fraction of training views each Gaussian is composited into."""
+def support_views(cameras: Sequence) -> list:
+    """At most MAX_SUPPORT_VIEWS evenly spaced training views."""
     cams = list(cameras)
     if len(cams) > MAX_SUPPORT_VIEWS:
         step = len(cams) / MAX_SUPPORT_VIEWS
         cams = [cams[int(i * step)] for i in range(MAX_SUPPORT_VIEWS)]
-    seen = torch.zeros(model.num_points, device=model.get_xyz.device)
-    for cam in cams:
-        ones = torch.ones(int(cam.image_height), int(cam.image_width), dtype=torch.int32,
-                          device=seen.device)
-        counts = render(cam, model, pipe, background, metric_map=ones)["accum_metric_counts"]
-        seen += (counts > 0).float()
-    return seen / max(1, len(cams))
+    return cams
 
 
 @torch.no_grad()
@@ -51,8 +44,8 @@ def near_cameras(model, cameras: Sequence, radius: float) -> torch.Tensor:
     return nearest < radius
 
 
-def weak_gaussians(model, cameras: Sequence, extent: float, render, pipe, background,
-                   support_frac: float, near_frac: float) -> torch.Tensor:
+def weak_gaussians(model, cameras: Sequence, extent: float, scorer, support_frac: float,
+                   near_frac: float) -> torch.Tensor:
     """(N,) bool: Gaussians seen by < support_frac of the training views and lying within
     near_frac x extent of a training camera. Either fraction at 0 flags nothing."""
     if support_frac <= 0 or near_frac <= 0 or model.num_points == 0:
@@ -60,15 +53,15 @@ def weak_gaussians(model, cameras: Sequence, extent: float, render, pipe, backgr
     near = near_cameras(model, cameras, near_frac * extent)
     if not bool(near.any()):
         return near
-    return near & (training_support(model, cameras, render, pipe, background) < support_frac)
+    return near & (scorer.support(model, support_views(cameras)) < support_frac)
 
 
 @torch.no_grad()
-def prune_floaters(model, state, cameras: Sequence, extent: float, render, pipe, background,
-                   support_frac: float, near_frac: float) -> int:
-    """Remove every weakly supported Gaussian (never all of them); returns how many went."""
-    weak = weak_gaussians(model, cameras, extent, render, pipe, background, support_frac,
-                          near_frac)
+def prune_floaters(model, cameras: Sequence, extent: float, scorer, support_frac: float,
+                   near_frac: float) -> int:
+    """Remove every weakly supported Gaussian (never all of them); returns how many went.
+    `scorer` (the loop's ViewScorer) renders the training views that count support."""
+    weak = weak_gaussians(model, cameras, extent, scorer, support_frac, near_frac)
     if not bool(weak.any()) or bool(weak.all()):
         return 0
-    return model.prune(weak, state=state)
+    return model.prune(weak)

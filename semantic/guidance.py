@@ -1,7 +1,8 @@
 """Semantic guidance: on the phase schedule, propose regions and grow Gaussians there.
 
-Attached to the trainer as a hook (called after every optimizer step). At an analysis
-iteration of phase N it samples `--semantic_num_samples` views (training views for phases 1
+A training-loop plugin (scene/plugins.py): it labels each iteration with its phase and, after
+the optimizer step of an analysis iteration of phase N, samples
+`--semantic_num_samples` views (training views for phases 1
 and 2, novel views for phase 3), renders them, asks the proposer for regions, and hands each
 view's mask to the strategy's region hooks: Gaussians that cover masked pixels are densified
 (ranked by coverage), and masked pixels no Gaussian covers (alpha < 0.5) get new Gaussians
@@ -23,16 +24,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from scene.strategies.multiview import sample_views, score_gaussians, spread_iterations, vcp_prune
-from scene.strategies.regions import ALPHA_SOLID, SPAWN_OPACITY, spawn_pixels
+from scene.plugins import TrainingPlugin
+from scene.strategies.multiview import sample_views, spread_iterations, view_consistent_prune
+from scene.strategies.regions import SPAWN_OPACITY, add_regions, spawn_pixels
 from semantic.depth_prior import seed_points
 from semantic import visualize
-from semantic.completion import attach_completion
+from semantic.completion import completion_plugin
 from semantic.floaters import prune_floaters
 from semantic.proposers import ErrorProposer, Observation, QwenProposer
 from semantic.schedule import REFINE, PhaseSchedule, resolve_caps
 from semantic.views import analysis_views, capture_focus
 from utils.errors import UserError
+from utils.graphics_utils import ALPHA_SOLID
 from utils.io_utils import atomic_write_json
 
 # Floaters go at every analysis from phase 2 on, while FastGS still densifies (until
@@ -77,7 +80,10 @@ def fill_colours(render_black: torch.Tensor, alpha: torch.Tensor) -> torch.Tenso
     return torch.where(alpha >= ALPHA_SOLID, own, spread).clamp(0, 1)
 
 
-class SemanticGuidance:
+class SemanticGuidance(TrainingPlugin):
+    """Semantic guidance on its phase schedule (the module docstring); `attach` adds it, and
+    the completion pressure from phase 2 on, to a Trainer's plugins."""
+
     def __init__(self, args, proposer):
         self.args = args
         self.proposer = proposer
@@ -87,22 +93,23 @@ class SemanticGuidance:
 
     # -- wiring -------------------------------------------------------------------------
     def attach(self, trainer):
+        """Resolve the schedule for this run, write regions/schedule.json and add the plugins."""
         resolve_caps(self.args, trainer.scene.getTrainCameras(),
                      getattr(self.proposer, "default_caps", None))
         self.schedule = PhaseSchedule.from_args(self.args,
                                                 trainer.strategy.opacity_reset_iterations())
         self.focus = capture_focus(trainer.scene.getTrainCameras())
         self.write_schedule(trainer.dataset.model_path)
-        trainer.hooks.append(self)
-        trainer.phase_of = self.schedule.phase_at
-        attach_completion(trainer, self.args, self.schedule.completion_window)
-        strategy = trainer.strategy
+        trainer.add_plugin(self)
+        completion = completion_plugin(self.args, self.schedule.completion_window)
+        if completion is not None:
+            trainer.add_plugin(completion)
         self.refine_prunes = []
         # FastGS keeps its own final-prune schedule (deferring it all behind the guided
         # window left too few iterations to recover from it); what guidance adds is protected
         # per Gaussian for --prune_protection iterations instead. Strategies without such a
         # schedule get FastGS's pruning in phase 4.
-        if not hasattr(strategy, "final_prune_iterations") and self.args.final_prunes > 0:
+        if not trainer.strategy.HAS_FINAL_PRUNES and self.args.final_prunes > 0:
             self.refine_prunes = spread_iterations(self.schedule.refine_start - 1,
                                                    self.schedule.total, self.args.final_prunes)
         if not trainer.cfg.quiet:
@@ -126,7 +133,12 @@ class SemanticGuidance:
                 [round(float(v), 4) for v in self.focus]}
         atomic_write_json(os.path.join(model_path, "regions", "schedule.json"), data)
 
-    def __call__(self, trainer, iteration: int):
+    # -- plugin moments -----------------------------------------------------------------
+    def phase(self, iteration: int) -> str:
+        return self.schedule.phase_at(iteration)
+
+    def after_step(self, step):
+        trainer, iteration = step.trainer, step.iteration
         phase = self.schedule.analysis_at(iteration)
         if phase is not None:
             self.analyse(trainer, iteration, phase)
@@ -137,9 +149,10 @@ class SemanticGuidance:
     # -- one analysis -------------------------------------------------------------------
     @torch.no_grad()
     def analyse(self, trainer, iteration: int, phase) -> dict:
-        ctx = trainer.strategy_context
-        g, strategy = trainer.gaussians, trainer.strategy
-        render, pipe, bg = ctx["render"], ctx["pipe"], ctx["background"]
+        """One analysis: prune floaters (phases 2-3), render the phase's views, ask the
+        proposer for regions, grow Gaussians in them (seed, densify, spawn), and save the
+        record and what was added to <model>/regions/iter_<N>/."""
+        g, strategy, scorer = trainer.gaussians, trainer.strategy, trainer.scorer
         dev = g.get_xyz.device
         t0 = time.perf_counter()
         n0 = g.num_points
@@ -151,11 +164,11 @@ class SemanticGuidance:
         for i, view in enumerate(views):
             if phase.name == "phase3":
                 # No photo for a novel view: spawned Gaussians take the colours around them.
-                black = render(view, g, pipe, torch.zeros(3, device=dev))
+                black = scorer.render(view, g, background=torch.zeros(3, device=dev))
                 view = copy.copy(view)
                 view.original_image = fill_colours(black["render"], black["alpha"][0])
                 views[i] = view
-            pkg = render(view, g, pipe, bg)
+            pkg = scorer.render(view, g)
             pkgs.append(pkg)
             target = None if phase.name == "phase3" else view.original_image.to(dev)
             name = f"{phase.name}_{i}_{getattr(view, 'image_name', 'view')}"
@@ -175,8 +188,8 @@ class SemanticGuidance:
             seeded = self.seed(strategy, g, view, obs, res.mask, phase, trainer, until)
             if seeded:  # the view changed: grow from what it shows now
                 new_rows.note("seeded", vi, g.num_points - seeded)
-                pkg = render(view, g, pipe, bg)
-            added = self.grow(strategy, g, view, pkg, res.mask, phase.max_points - seeded, ctx,
+                pkg = scorer.render(view, g)
+            added = self.grow(strategy, g, view, pkg, res.mask, phase.max_points - seeded, scorer,
                               self.args.region_min_priority, until,
                               self.spawn_opacity(phase), spawn_first=self.fills_holes(phase),
                               on_added=lambda mode, first, vi=vi: new_rows.note(mode, vi, first))
@@ -227,8 +240,7 @@ class SemanticGuidance:
         # Re-seeded surfaces start as fresh points; seeds in empty pixels as hole fills.
         empty = obs.alpha.cpu()[ys, xs] < ALPHA_SOLID
         opacity = torch.where(empty, self.spawn_opacity(phase), SPAWN_OPACITY).to(dev)
-        n = spawn_pixels(strategy, model, view, xs.to(dev), ys.to(dev), z, rgb, spacing,
-                         opacity)
+        n = spawn_pixels(model, view, xs.to(dev), ys.to(dev), z, rgb, spacing, opacity)
         if protect_until > 0 and n:
             strategy.protect(model, first, protect_until)
         return n
@@ -248,7 +260,7 @@ class SemanticGuidance:
         return self.args.hole_opacity if self.fills_holes(phase) else SPAWN_OPACITY
 
     @staticmethod
-    def grow(strategy, model, view, pkg, mask: np.ndarray, budget: int, ctx,
+    def grow(strategy, model, view, pkg, mask: np.ndarray, budget: int, scorer,
              min_priority: float = 0.0, protect_until: int = 0,
              spawn_opacity: float = SPAWN_OPACITY, spawn_first: bool = False,
              on_added=None) -> dict:
@@ -269,16 +281,14 @@ class SemanticGuidance:
         spawn_cap = n_empty // PIXELS_PER_SPAWN
         spawn_share = min(spawn_cap, budget if spawn_first else round(budget * n_empty / n_mask))
         if bool(dense_mask.any()):
-            out["densified"] = strategy.add_regions(model, [view], [dense_mask],
-                                                    budget - spawn_share, "densify", ctx,
-                                                    min_priority, protect_until,
-                                                    **hear)["densified"]
+            out["densified"] = add_regions(strategy, model, [view], [dense_mask],
+                                           budget - spawn_share, "densify", scorer,
+                                           min_priority, protect_until, **hear)["densified"]
         spawn_budget = min(spawn_cap, budget - out["densified"])
         if spawn_budget > 0:
-            out["spawned"] = strategy.add_regions(model, [view], [spawn_mask], spawn_budget,
-                                                  "spawn", ctx, protect_until=protect_until,
-                                                  spawn_opacity=spawn_opacity,
-                                                  **hear)["spawned"]
+            out["spawned"] = add_regions(strategy, model, [view], [spawn_mask], spawn_budget,
+                                         "spawn", scorer, protect_until=protect_until,
+                                         spawn_opacity=spawn_opacity, **hear)["spawned"]
         return out
 
     def focus_depth(self, view) -> Optional[float]:
@@ -290,10 +300,8 @@ class SemanticGuidance:
         return z if z > 0 else None
 
     def prune_floaters(self, trainer) -> int:
-        ctx = trainer.strategy_context
-        return prune_floaters(trainer.gaussians, trainer.strategy.state,
-                              trainer.scene.getTrainCameras(), trainer.scene.cameras_extent,
-                              ctx["render"], ctx["pipe"], ctx["background"],
+        return prune_floaters(trainer.gaussians, trainer.scene.getTrainCameras(),
+                              trainer.scene.cameras_extent, trainer.scorer,
                               self.args.floater_support, self.args.floater_near)
 
     # -- pruning and refinement ----------------------------------------------------------
@@ -301,17 +309,15 @@ class SemanticGuidance:
     def refine_prune(self, trainer, iteration: int, floaters: bool, vcp: bool) -> int:
         """Phase 4: on entry the floaters formed since phase 3 go; strategies without their
         own VCP schedule also get FastGS's view-consistent pruning, `--final_prunes` times."""
-        ctx, g = trainer.strategy_context, trainer.gaussians
-        render, pipe, bg = ctx["render"], ctx["pipe"], ctx["background"]
+        g, scorer = trainer.gaussians, trainer.scorer
         n0 = g.num_points
         if floaters:
             self.prune_floaters(trainer)
         if vcp:
-            views = sample_views(ctx["cameras"], self.args.vcd_views, self.args.seed, iteration)
-            _, score = score_gaussians(g, views, render, pipe, bg, self.args.loss_thresh,
-                                       ctx.get("lambda_dssim", 0.2))
-            vcp_prune(g, score, self.args.final_prune_opacity, self.args.final_prune_score,
-                      trainer.strategy.state, keep=trainer.strategy.protected(g, iteration))
+            views = sample_views(scorer.cameras, self.args.vcd_views, self.args.seed, iteration)
+            view_consistent_prune(g, scorer, views, self.args.loss_thresh,
+                                  self.args.final_prune_opacity, self.args.final_prune_score,
+                                  keep=trainer.strategy.protected(g, iteration))
         record = {"iteration": iteration, "phase": REFINE, "views": [],
                   "gaussians_before": n0, "gaussians_after": g.num_points,
                   "densified": 0, "spawned": 0, "seeded": 0, "pruned": n0 - g.num_points}

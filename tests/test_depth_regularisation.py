@@ -1,5 +1,6 @@
 """Depth regularisation (-d/--depths): depth_params fitting (utils/make_depth_scale.py), the
 reference's reliability rule, loading and validation of the maps, the loss and its schedule."""
+import csv
 import json
 import os
 from argparse import Namespace
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 
 from scene.depth_loss import DepthL1Term
+from scene.plugins import Step
 from scene.depth_maps import is_reliable, read_depth_params
 from tests.depth_scenes import W, H, make_plane_scene, true_invdepth
 from utils.make_depth_scale import depth_scales, main as make_depth_scale
@@ -137,33 +139,32 @@ def test_weight_schedule_and_term():
         invdepthmap = torch.full((1, 4, 5), 0.5)
         depth_reliable = True
     inv = torch.full((1, 4, 5), 0.3, requires_grad=True)
-    loss = term(None, {"invdepth": inv}, Cam(), 500)
+
+    def terms():
+        return term.loss_terms(Step(None, 500, Cam(), {"invdepth": inv}))
+    loss = terms()["depth"]
     loss.backward()
     assert float(loss.detach()) == pytest.approx(0.1 * 0.2, rel=1e-5)
     assert torch.allclose(inv.grad, torch.full_like(inv, -0.1 / 20))
     Cam.depth_reliable = False                                  # unreliable: no supervision
-    assert term(None, {"invdepth": inv}, Cam(), 500) is None
+    assert terms() == {}
     Cam.invdepthmap, Cam.depth_reliable = None, True            # no map for this view
-    assert term(None, {"invdepth": inv}, Cam(), 500) is None
+    assert terms() == {}
 
 
 def test_training_with_depths_applies_the_term(tmp_path):
-    """A short run: the trainer attaches the term, which supervises every (reliable) view."""
+    """A short run: the trainer adds the term, which supervises every (reliable) view, and
+    the log shows it."""
     root, _, _ = make_plane_scene(str(tmp_path / "s"))
     make_depth_scale(["--base_dir", root, "--depths_dir", os.path.join(root, "depths"), "--quiet"])
     import train
-    from scene import trainer as trainer_mod
-    seen = {}
-    orig = trainer_mod.Trainer.train
-
-    def spy(self):
-        out = orig(self)
-        seen["terms"] = [t for t in self.loss_terms if isinstance(t, DepthL1Term)]
-        return out
-    trainer_mod.Trainer.train = spy
-    try:
-        train.main(_train_args(root, ["--iterations", "5"]))
-    finally:
-        trainer_mod.Trainer.train = orig
-    assert len(seen["terms"]) == 1 and seen["terms"][0].last is not None
+    train.main(_train_args(root, ["--iterations", "5"]))
+    with open(os.path.join(root, "out", "training_log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5
+    depth = [float(r["term_depth"]) for r in rows]
+    assert all(d > 0 for d in depth)
+    for r in rows:   # the logged terms are what the loss summed
+        total = float(r["term_l1"]) + float(r["term_dssim"]) + float(r["term_depth"])
+        assert total == pytest.approx(float(r["loss"]), abs=2e-6)
     assert "depths" in open(os.path.join(root, "out", "cfg_args")).read()

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.image_utils import mse, psnr
-from utils.loss_utils import (dssim_loss, gaussian_window_2d, l1_dssim_loss, l1_loss, ssim,
+from utils.loss_utils import (gaussian_window_2d, l1_loss, photometric_loss, ssim,
                               ssim_map)
 
 
@@ -124,8 +124,10 @@ def test_losses_and_errors():
     assert float(l1_loss(a, b)) == pytest.approx(0.5)
     x, y = _pair((3, 20, 20))
     expected = 0.8 * float(l1_loss(x, y)) + 0.2 * (1 - float(ssim(x, y)))
-    assert float(l1_dssim_loss(x, y)) == pytest.approx(expected, abs=1e-6)
-    assert float(dssim_loss(x, y)) == pytest.approx(1 - float(ssim(x, y)), abs=1e-7)
+    loss, l1, ssim_val = photometric_loss(x, y)
+    assert float(loss) == pytest.approx(expected, abs=1e-6)
+    assert float(l1) == float(l1_loss(x, y)) and float(ssim_val) == float(ssim(x, y))
+    assert float(photometric_loss(x, y, 0.0)[0]) == float(l1_loss(x, y))
     with pytest.raises(ValueError, match="shape mismatch"):
         ssim(torch.zeros(3, 8, 8), torch.zeros(3, 8, 9))
     with pytest.raises(ValueError, match="shape mismatch"):

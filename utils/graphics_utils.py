@@ -80,3 +80,41 @@ def fov2focal(fov, pixels):
 
 def focal2fov(focal, pixels):
     return 2 * math.atan(pixels / (2 * focal))
+
+
+# Below this accumulated alpha a pixel shows no surface (spawning uses a far depth there,
+# coverage counts it as a hole).
+ALPHA_SOLID = 0.5
+
+
+def project_points(camera, xyz: torch.Tensor):
+    """World points (M,3) -> pixel coordinates (M,2) in the renderer's convention (pixel (x, y)
+    has its centre at integer (x, y)) and view-space depth (M,), in float64."""
+    xyz = xyz.double()
+    ones = torch.ones_like(xyz[:, :1])
+    hom = torch.cat([xyz, ones], 1) @ camera.full_proj_transform.double().to(xyz.device)
+    ndc = hom[:, :3] / (hom[:, 3:] + 1e-7)
+    W, H = camera.image_width, camera.image_height
+    uv = torch.stack([((ndc[:, 0] + 1) * W - 1) / 2, ((ndc[:, 1] + 1) * H - 1) / 2], 1)
+    z = (torch.cat([xyz, ones], 1) @ camera.world_view_transform.double().to(xyz.device))[:, 2]
+    return uv, z
+
+
+def unproject_pixels(camera, xs: torch.Tensor, ys: torch.Tensor, depth: torch.Tensor):
+    """Pixel centres (x, y) at view-space depth -> world points (M,3) on those pixels' rays.
+    Works from full_proj_transform alone, so shifted principal points and MiniCams are fine."""
+    W, H = camera.image_width, camera.image_height
+    dev = depth.device
+    inv = torch.linalg.inv(camera.full_proj_transform.double().to(dev))
+    view = camera.world_view_transform.double().to(dev)
+    ndc_x = (2 * xs.double().to(dev) + 1) / W - 1
+    ndc_y = (2 * ys.double().to(dev) + 1) / H - 1
+    ends = []
+    for ndc_z in (0.0, 0.5):  # two points on each pixel's ray
+        h = torch.stack([ndc_x, ndc_y, torch.full_like(ndc_x, ndc_z), torch.ones_like(ndc_x)],
+                        1) @ inv
+        ends.append(h[:, :3] / h[:, 3:])
+    z0 = ends[0] @ view[:3, 2] + view[3, 2]
+    z1 = ends[1] @ view[:3, 2] + view[3, 2]
+    t = (depth.double() - z0) / (z1 - z0)  # view z is affine along the ray
+    return (ends[0] + t[:, None] * (ends[1] - ends[0])).float()

@@ -1,4 +1,4 @@
-"""Photometric losses: L1 and SSIM (plus the L1 + D-SSIM training objective).
+"""Photometric losses: L1 and SSIM, and the L1 + D-SSIM training objective (the one copy).
 
 SSIM follows the reference 3DGS codebase exactly (11x11 Gaussian window, sigma 1.5, zero
 padding of window_size // 2, C1 = 0.01^2, C2 = 0.03^2, mean over channels and pixels), so
@@ -111,11 +111,15 @@ def ssim(img1: torch.Tensor, img2: torch.Tensor, window_size: int = 11,
     return m.flatten(1).mean(1)
 
 
-def dssim_loss(img1: torch.Tensor, img2: torch.Tensor, window_size: int = 11) -> torch.Tensor:
-    """Structural dissimilarity term of the 3DGS objective: 1 - SSIM."""
-    return 1.0 - ssim(img1, img2, window_size)
+def photometric_terms(image: torch.Tensor, gt: torch.Tensor, lambda_dssim: float = 0.2):
+    """The reference training objective's two weighted parts and what they weigh:
+    ((1 - lambda) * L1, lambda * (1 - SSIM), L1, SSIM), all 0-d tensors."""
+    l1 = l1_loss(image, gt)
+    ssim_val = ssim(image, gt)
+    return (1.0 - lambda_dssim) * l1, lambda_dssim * (1.0 - ssim_val), l1, ssim_val
 
 
-def l1_dssim_loss(image: torch.Tensor, gt: torch.Tensor, lambda_dssim: float = 0.2) -> torch.Tensor:
-    """The reference training objective: (1 - lambda) * L1 + lambda * (1 - SSIM)."""
-    return (1.0 - lambda_dssim) * l1_loss(image, gt) + lambda_dssim * dssim_loss(image, gt)
+def photometric_loss(image: torch.Tensor, gt: torch.Tensor, lambda_dssim: float = 0.2):
+    """(1 - lambda) * L1 + lambda * (1 - SSIM), with its parts: returns (loss, l1, ssim)."""
+    l1_term, dssim_term, l1, ssim_val = photometric_terms(image, gt, lambda_dssim)
+    return l1_term + dssim_term, l1, ssim_val

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from editing.artifacts import to_uint8
+from scene.plugins import TrainingPlugin
 from scene.training_log import COLUMNS
 from viewer.cameras import add_frustums, up_direction, view_spec
 from viewer.server import open_server, set_background
@@ -23,7 +24,7 @@ LOSS_COLUMN = COLUMNS.index("loss")
 PARAMS = ("_xyz", "_features_dc", "_opacity", "_scaling", "_rotation")
 
 
-class LiveViewer:
+class LiveViewer(TrainingPlugin):
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, refresh_s: float = 2.0,
                  max_splats: int = DEFAULT_MAX_SPLATS, quiet: bool = False):
         self.server = open_server(host, port, "--viewer_port", "--viewer_host", quiet)
@@ -55,7 +56,7 @@ class LiveViewer:
         """Hook into the training loop (called after every optimizer step)."""
         self._cams = list(trainer.scene.getTrainCameras())
         self._background = trainer.background.detach().cpu().numpy()
-        trainer.hooks.append(self)
+        trainer.add_plugin(self)
         self._thread.start()
         return self
 
@@ -68,6 +69,9 @@ class LiveViewer:
         self.server.stop()
 
     # -- the per-iteration hook: must stay cheap -----------------------------------------
+    def after_step(self, step):
+        self(step.trainer, step.iteration)
+
     def __call__(self, trainer, iteration: int):
         self.iteration = iteration
         rows = trainer.log.rows

@@ -1,8 +1,9 @@
 """Densification strategies: objects the training loop calls at fixed points.
 
-A strategy owns its state (per-Gaussian statistics and counters) in `self.state`, which is
-saved in checkpoints, and changes the model only through GaussianModel's primitives (clone,
-split, spawn, prune, reset_opacity) so the optimizer state stays consistent.
+A strategy keeps its per-Gaussian statistics as side tables of the model (saved with it in
+checkpoints), changes the model only through GaussianModel's primitives (clone, split, spawn,
+prune, reset_opacity) so the optimizer state and every table stay consistent, and asks the
+loop's ViewScorer for the renders its events need.
 """
 from dataclasses import fields
 

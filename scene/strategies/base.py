@@ -1,15 +1,23 @@
-"""Strategy base class: hooks, state, checkpointing, the Gaussian cap."""
-from dataclasses import dataclass, field, fields
+"""Strategy base class: hooks, gradient statistics, prune protection, the Gaussian cap."""
+from dataclasses import dataclass, fields
 from typing import List, Optional
 
 import torch
 
-from scene.strategies import regions
+RESET_MARGIN = 500      # no opacity reset (or FastGS clamp) this close to the end of a run
+RESET_OPACITY = 0.01    # the 3DGS opacity reset value
+BIG_FRACTION = 0.1      # after the first reset, Gaussians larger than this x extent are pruned
+PROTECT_KEY = "protect_until"
 
 
 @dataclass
 class Strategy:
     """Base for densification strategies.
+
+    A strategy keeps its per-Gaussian statistics as side tables of the model
+    (`GaussianModel.tables`, names in `TABLES`), which every prune, clone, split and spawn
+    keeps row-aligned and checkpoints save with the model; it changes the model only through
+    GaussianModel's primitives, and asks the loop's ViewScorer for any render it needs.
 
     cameras_extent: scene radius used for the world-size tests.
     max_gaussians: hard cap on the number of Gaussians (0 = none); densification never
@@ -19,10 +27,12 @@ class Strategy:
     cameras_extent: float = 1.0
     max_gaussians: int = 0
     total_iterations: int = 0
-    state: dict = field(default_factory=dict, repr=False)
 
     # Flags whose value 0 means "this strategy's default" (e.g. densification_interval).
     AUTO_ZERO = ("densification_interval",)
+    TABLES = ("grad_accum", "denom")   # the side tables initialize_state (re)creates
+    HAS_FINAL_PRUNES = False           # FastGS: its own view-consistent final prunes
+    label = "strategy"                 # the name training prints
 
     @classmethod
     def auto_default(cls, name: str, args):
@@ -31,28 +41,25 @@ class Strategy:
 
     @classmethod
     def from_args(cls, args, **overrides):
-        names = {f.name for f in fields(cls)} - {"state"}
+        names = {f.name for f in fields(cls)}
         values = {n: getattr(args, n) for n in names if hasattr(args, n)
                   and not (n in cls.AUTO_ZERO and getattr(args, n) == 0)}
         values.update(overrides)
         return cls(**values)
 
     # -- hooks --------------------------------------------------------------------------
-    def initialize_state(self, model) -> dict:
-        self.state = {}
-        return self.state
+    def initialize_state(self, model):
+        """(Re)create this strategy's statistics tables as zeros (other tables, such as prune
+        protection, are left alone)."""
+        for name in self.TABLES:
+            model.new_table(name)
 
     def step_pre_backward(self, iteration: int, model, render_pkg: dict, camera=None):
         """Called after render, before loss.backward()."""
 
-    def step_post_backward(self, iteration: int, model, render_pkg: dict, camera=None,
-                           context: Optional[dict] = None):
-        """Called after loss.backward(), before optimizer.step().
-
-        context (from the trainer, the same dict every call): "cameras" (training views),
-        "render" (the render function), "pipe", "background" (the fixed background colour)
-        and "lambda_dssim"; what a strategy needs to render views of its own.
-        """
+    def step_post_backward(self, iteration: int, model, render_pkg: dict, scorer=None):
+        """Called after loss.backward(), before optimizer.step(). `scorer` (the loop's
+        ViewScorer) renders whatever views a densification event needs."""
 
     def opacity_reset_iterations(self) -> List[int]:
         """Iterations at which this strategy resets opacities to near zero (none here). A
@@ -60,43 +67,60 @@ class Strategy:
         its analyses clear of them."""
         return []
 
-    # -- region hooks (semantic guidance, editing) ----------------------------------------
-    def add_regions(self, model, views, masks, budget, mode: str = "both",
-                    context: Optional[dict] = None, min_priority: float = 0.0,
-                    protect_until: int = 0, spawn_opacity: float = regions.SPAWN_OPACITY,
-                    on_added=None) -> dict:
-        """Densify / spawn Gaussians inside per-view (H,W) bool masks, at most `budget` new
-        Gaussians per view and never past max_gaussians; `protect_until` > 0 keeps them from
-        final pruning until that iteration; on_added(mode, first_row) hears of each step's new
-        rows. See scene/strategies/regions.py."""
-        return regions.add_regions(self, model, views, masks, budget, mode, context,
-                                   min_priority, protect_until, spawn_opacity, on_added)
+    def final_prune_iterations(self) -> List[int]:
+        """Iterations of the strategy's own view-consistent final prunes (HAS_FINAL_PRUNES)."""
+        return []
+
+    # -- gradient statistics ----------------------------------------------------------------
+    @staticmethod
+    def accumulate_gradients(model, render_pkg: dict, absolute: bool = False):
+        """Add this step's view-space gradient norms of the visible Gaussians to grad_accum
+        (columns 0-1: |dL/dNDC|) and, with `absolute`, abs_grad_accum (columns 2-3, the
+        AbsGS gradient); count the step in denom. Returns the visibility mask, or None
+        when the render had no gradient."""
+        grad = render_pkg["viewspace_points"].grad
+        if grad is None:
+            return None
+        vis = render_pkg["visibility_filter"]
+        t = model.tables
+        t["grad_accum"][vis] += grad[vis, :2].norm(dim=-1)
+        if absolute:
+            t["abs_grad_accum"][vis] += grad[vis, 2:4].norm(dim=-1)
+        t["denom"][vis] += 1
+        return vis
+
+    @staticmethod
+    def mean_gradient(model, key: str = "grad_accum") -> torch.Tensor:
+        """The accumulated statistic per step seen (0 for Gaussians never seen)."""
+        t = model.tables
+        return torch.nan_to_num(t[key] / t["denom"], nan=0.0, posinf=0.0)
+
+    # -- opacity resets ----------------------------------------------------------------------
+    def reset_due(self, iteration: int, interval: int, densify_from: int,
+                  white_background: bool) -> bool:
+        """The 3DGS opacity-reset rule: every `interval` (and once at `densify_from` on white
+        backgrounds), never in the last RESET_MARGIN iterations of the run."""
+        if self.near_end(iteration):
+            return False
+        return iteration % interval == 0 or (white_background and iteration == densify_from)
+
+    def near_end(self, iteration: int) -> bool:
+        return bool(self.total_iterations) and iteration > self.total_iterations - RESET_MARGIN
 
     # -- per-Gaussian prune protection (semantic guidance) ---------------------------------
-    def _protection(self, model) -> Optional[torch.Tensor]:
-        """The row-aligned protect_until entry, if it matches the model (follows prunes,
-        clones and splits like every state entry)."""
-        prot = self.state.get(PROTECT_KEY)
-        return prot if prot is not None and prot.shape[0] == model.num_points else None
-
-    def protect(self, model, first_row: int, until: int):
+    @staticmethod
+    def protect(model, first_row: int, until: int):
         """Rows first_row.. (just added) are kept by the strategy's final pruning until
-        iteration `until`."""
-        prot = self._protection(model)
+        iteration `until` (the model's protect_until table)."""
+        prot = model.tables.get(PROTECT_KEY)
         if prot is None:
-            prot = torch.zeros(model.num_points, dtype=torch.int64, device=model.get_xyz.device)
+            prot = model.new_table(PROTECT_KEY, torch.int64)
         prot[first_row:] = torch.clamp_min(prot[first_row:], int(until))
-        self.state[PROTECT_KEY] = prot
 
-    def kept_protection(self, model) -> dict:
-        """The protection entry, for a strategy that rebuilds its state from scratch (the
-        statistics reset at a densification event must not end protection)."""
-        prot = self._protection(model)
-        return {} if prot is None else {PROTECT_KEY: prot}
-
-    def protected(self, model, iteration: int) -> torch.Tensor:
+    @staticmethod
+    def protected(model, iteration: int) -> torch.Tensor:
         """(N,) bool: Gaussians the strategy's final pruning must keep at this iteration."""
-        prot = self._protection(model)
+        prot = model.tables.get(PROTECT_KEY)
         if prot is None:
             return torch.zeros(model.num_points, dtype=torch.bool, device=model.get_xyz.device)
         return prot > iteration
@@ -113,14 +137,6 @@ class Strategy:
     def size_fraction(self) -> float:
         """Fraction of the scene extent separating small (clone) from large (split)."""
         return 0.01
-
-    # -- checkpointing ------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in self.state.items()}
-
-    def load_state_dict(self, state: dict, device=None):
-        self.state = {k: (v.to(device) if torch.is_tensor(v) and device is not None else v)
-                      for k, v in state.items()}
 
     # -- helpers ------------------------------------------------------------------------
     def budget(self, model) -> Optional[int]:
@@ -141,9 +157,6 @@ class Strategy:
         best = idx[torch.topk(score[idx], k).indices]
         out[best] = True
         return out
-
-
-PROTECT_KEY = "protect_until"
 
 
 def periodic_resets(interval: int, until: int, total: int, margin: int,

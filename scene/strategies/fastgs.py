@@ -6,12 +6,13 @@ from typing import List
 
 import torch
 
-from scene.strategies.base import Strategy, periodic_resets
-from scene.strategies.multiview import (high_error_map, sample_views, score_gaussians,
-                                        spread_iterations, vcp_prune)
-from scene.strategies.regions import ALPHA_SOLID
+from scene.strategies.base import (BIG_FRACTION, RESET_MARGIN, RESET_OPACITY, Strategy,
+                                   periodic_resets)
+from scene.strategies.regions import add_regions
+from scene.strategies.multiview import sample_views, spread_iterations, view_consistent_prune
+from scene.view_scorer import high_error_map
+from utils.graphics_utils import ALPHA_SOLID
 
-RESET_MARGIN = 500        # as Vanilla3DGS: no opacity reset/clamp this close to the end
 OPACITY_CLAMP = 0.8       # FastGS caps opacities after every densification event
 PRUNE_FRACTION = 0.5      # share of the low-opacity / oversized candidates removed per event
 SPARSE_SPEEDUP = 5        # densification cadence multiplier while the model is sparse
@@ -67,35 +68,16 @@ class FastGS(Strategy):
     uncovered_spawn: int = 200
     seed: int = 0
 
-    def initialize_state(self, model):
-        n, dev = model.num_points, model.get_xyz.device
-        self.state = {**self.kept_protection(model),
-            "grad_accum": torch.zeros(n, device=dev),       # |dL/dNDC| (viewspace cols 0-1)
-            "abs_grad_accum": torch.zeros(n, device=dev),   # AbsGS gradient (cols 2-3)
-            "denom": torch.zeros(n, device=dev),
-        }
-        return self.state
-
-    # -- statistics -------------------------------------------------------------------------
-    def _accumulate(self, render_pkg):
-        grad = render_pkg["viewspace_points"].grad
-        if grad is None:
-            return
-        vis = render_pkg["visibility_filter"]
-        st = self.state
-        st["grad_accum"][vis] += grad[vis, :2].norm(dim=-1)
-        st["abs_grad_accum"][vis] += grad[vis, 2:4].norm(dim=-1)
-        st["denom"][vis] += 1
-
-    def _mean(self, key):
-        return torch.nan_to_num(self.state[key] / self.state["denom"], nan=0.0, posinf=0.0)
+    TABLES = ("grad_accum", "abs_grad_accum", "denom")
+    HAS_FINAL_PRUNES = True
+    label = "fastgs"
 
     def size_fraction(self):
         return self.dense
 
     def densify_priority(self, model):
-        return torch.maximum(self._mean("grad_accum") / self.grad_thresh,
-                             self._mean("abs_grad_accum") / self.grad_abs_thresh)
+        return torch.maximum(self.mean_gradient(model) / self.grad_thresh,
+                             self.mean_gradient(model, "abs_grad_accum") / self.grad_abs_thresh)
 
     # -- schedule ---------------------------------------------------------------------------
     @classmethod
@@ -120,31 +102,23 @@ class FastGS(Strategy):
                                self.total_iterations, RESET_MARGIN, self.white_background,
                                self.densify_from_iter)
 
-    def _near_end(self, iteration):
-        return self.total_iterations and iteration > self.total_iterations - RESET_MARGIN
-
-    def step_post_backward(self, iteration, model, render_pkg, camera=None, context=None):
+    def step_post_backward(self, iteration, model, render_pkg, scorer=None):
         if iteration < self.densify_until_iter:
-            self._accumulate(render_pkg)
+            self.accumulate_gradients(model, render_pkg, absolute=True)
             if iteration > self.densify_from_iter and iteration % self.interval(model) == 0:
-                self.densify_and_prune(model, iteration, self._need(context))
-            if not self._near_end(iteration) and (iteration % self.opacity_reset_interval == 0 or (
-                    self.white_background and iteration == self.densify_from_iter)):
-                model.reset_opacity(0.01)
+                self.densify_and_prune(model, iteration, self._need(scorer))
+            if self.reset_due(iteration, self.opacity_reset_interval, self.densify_from_iter,
+                              self.white_background):
+                model.reset_opacity(RESET_OPACITY)
         if iteration in self.final_prune_iterations():
-            self.final_prune(model, iteration, self._need(context))
+            self.final_prune(model, iteration, self._need(scorer))
 
     @staticmethod
-    def _need(context):
-        if not context or "cameras" not in context:
-            raise ValueError("the fastgs strategy needs the trainer's context (cameras, render, "
-                             "pipe, background) at densification events")
-        return context
-
-    def _scores(self, model, iteration, ctx):
-        views = sample_views(ctx["cameras"], self.vcd_views, self.seed, iteration)
-        return score_gaussians(model, views, ctx["render"], ctx["pipe"], ctx["background"],
-                               self.loss_thresh, ctx.get("lambda_dssim", 0.2))
+    def _need(scorer):
+        if scorer is None:
+            raise ValueError("the fastgs strategy needs the loop's ViewScorer at densification "
+                             "events")
+        return scorer
 
     # -- decisions --------------------------------------------------------------------------
     def interval(self, model) -> int:
@@ -174,11 +148,13 @@ class FastGS(Strategy):
         return self.importance_thresh * min(1.0, pixels / REFERENCE_PIXELS)
 
     @torch.no_grad()
-    def densify_and_prune(self, model, iteration, ctx) -> dict:
-        importance, prune_score = self._scores(model, iteration, ctx)
-        grads, abs_grads = self._mean("grad_accum"), self._mean("abs_grad_accum")
+    def densify_and_prune(self, model, iteration, scorer) -> dict:
+        views = sample_views(scorer.cameras, self.vcd_views, self.seed, iteration)
+        importance, prune_score = scorer.multiview_scores(model, views, self.loss_thresh)
+        grads = self.mean_gradient(model)
+        abs_grads = self.mean_gradient(model, "abs_grad_accum")
         small = self.small_mask(model)
-        supported = importance >= self.importance_threshold(ctx["cameras"])
+        supported = importance >= self.importance_threshold(scorer.cameras)
         clone = supported & small & (grads >= self.grad_thresh)
         split = supported & ~small & (abs_grads >= self.grad_abs_thresh)
         # Over the cap, the candidates with most error support x gradient excess win.
@@ -186,29 +162,25 @@ class FastGS(Strategy):
                                self.budget(model))
         clone, split = clone & want, split & want
 
-        st = self.state
-        st["prune_score"] = prune_score  # a row-aligned state entry follows clones and splits
-        n_before = model.num_points
-        model.clone(clone, state=st)
-        pad = torch.zeros(model.num_points - n_before, dtype=torch.bool, device=split.device)
-        model.split(torch.cat([split, pad]), state=st)
-        score = st.pop("prune_score")
+        model.set_table("prune_score", prune_score)  # a table follows clones and splits
+        model.clone_and_split(clone, split)
+        score = model.drop_table("prune_score")
 
         cand = (model.get_opacity < self.min_opacity).squeeze(1)
         if iteration > self.opacity_reset_interval:
-            cand |= model.get_scaling.max(dim=1).values > 0.1 * self.cameras_extent
+            cand |= model.get_scaling.max(dim=1).values > BIG_FRACTION * self.cameras_extent
         n_remove = math.ceil(int(cand.sum()) * PRUNE_FRACTION)
         remove = self.top_k_mask(cand, score, n_remove)
-        model.prune(remove, state=st)
-        if not self._near_end(iteration):
+        model.prune(remove)
+        if not self.near_end(iteration):
             model.reset_opacity(OPACITY_CLAMP)
-        spawned = self.spawn_uncovered(model, iteration, ctx)
+        spawned = self.spawn_uncovered(model, iteration, scorer)
         self.initialize_state(model)
         return dict(cloned=int(clone.sum()), split=int(split.sum()), pruned=int(remove.sum()),
                     candidates=int(cand.sum()), spawned=spawned)
 
     @torch.no_grad()
-    def spawn_uncovered(self, model, iteration, ctx) -> int:
+    def spawn_uncovered(self, model, iteration, scorer) -> int:
         """Spawn Gaussians on the high-error pixels that no Gaussian covers (alpha < 0.5) in the
         sampled views, at the back of what each view sees (regions.spawn_in_region).
 
@@ -218,18 +190,19 @@ class FastGS(Strategy):
         there is nothing left to spawn, so SfM starts are barely touched."""
         if self.uncovered_spawn <= 0:
             return 0
-        views = sample_views(ctx["cameras"], self.vcd_views, self.seed, iteration + 1)
+        views = sample_views(scorer.cameras, self.vcd_views, self.seed, iteration + 1)
         dev = model.get_xyz.device
         masks = []
         for view in views:
-            pkg = ctx["render"](view, model, ctx["pipe"], ctx["background"])
+            pkg = scorer.render(view, model)
             err = high_error_map(pkg["render"], view.original_image.to(dev), self.loss_thresh)
             masks.append((err & (pkg["alpha"][0] < ALPHA_SOLID)).cpu())
-        return self.add_regions(model, views, masks, self.uncovered_spawn, mode="spawn",
-                                context=ctx)["spawned"]
+        return add_regions(self, model, views, masks, self.uncovered_spawn, mode="spawn",
+                           scorer=scorer)["spawned"]
 
     @torch.no_grad()
-    def final_prune(self, model, iteration, ctx) -> int:
-        _, prune_score = self._scores(model, iteration, ctx)
-        return vcp_prune(model, prune_score, self.final_prune_opacity, self.final_prune_score,
-                         self.state, keep=self.protected(model, iteration))
+    def final_prune(self, model, iteration, scorer) -> int:
+        views = sample_views(scorer.cameras, self.vcd_views, self.seed, iteration)
+        return view_consistent_prune(model, scorer, views, self.loss_thresh,
+                                     self.final_prune_opacity, self.final_prune_score,
+                                     keep=self.protected(model, iteration))

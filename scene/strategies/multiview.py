@@ -1,17 +1,9 @@
-"""Multi-view scores of FastGS: which Gaussians sit in high-error pixels across views.
-
-At a densification or pruning event a few training views are rendered. Per view, the per-pixel
-L1 error is min-max normalised to [0, 1] and pixels above `loss_thresh` form a metric map; the
-renderer counts, per Gaussian, the high-error pixels it was composited into
-(`accum_metric_counts`). Averaged over views that count is the *importance* (densification
-support); weighted by each view's photometric loss, summed and min-max normalised it is the
-*pruning score*.
+"""FastGS's multi-view events: which views an event scores, when the final prunes fall, and
+the view-consistent pruning itself (the scores come from scene/view_scorer.py).
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import torch
-
-from utils.loss_utils import l1_loss, ssim
 
 
 def sample_views(cameras: Sequence, k: int, seed: int, iteration: int) -> List:
@@ -25,49 +17,6 @@ def sample_views(cameras: Sequence, k: int, seed: int, iteration: int) -> List:
     return [cameras[int(i)] for i in idx]
 
 
-def high_error_map(image: torch.Tensor, gt: torch.Tensor, loss_thresh: float) -> torch.Tensor:
-    """(H,W) bool: pixels whose channel-mean L1 error, min-max normalised, exceeds the threshold."""
-    err = (image - gt).abs().mean(dim=0)
-    lo, hi = err.min(), err.max()
-    if float(hi - lo) <= 0.0:  # a perfect (or uniformly wrong) view flags nothing
-        return torch.zeros_like(err, dtype=torch.bool)
-    return (err - lo) / (hi - lo) > loss_thresh
-
-
-def minmax(x: torch.Tensor) -> torch.Tensor:
-    lo, hi = x.min(), x.max()
-    if float(hi - lo) <= 0.0:
-        return torch.zeros_like(x)
-    return (x - lo) / (hi - lo)
-
-
-@torch.no_grad()
-def score_gaussians(model, views: Sequence, render, pipe, background: torch.Tensor,
-                    loss_thresh: float, lambda_dssim: float = 0.2
-                    ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(importance, pruning_score), both (N,) float on the model's device.
-
-    importance: mean over `views` of the high-error pixels each Gaussian was composited into.
-    pruning_score: sum over views of (that view's photometric loss x those counts), min-max
-        normalised to [0, 1] (zeros when every Gaussian scores the same).
-    """
-    n, dev = model.num_points, model.get_xyz.device
-    counts_sum = torch.zeros(n, device=dev)
-    weighted = torch.zeros(n, device=dev)
-    if n == 0 or not views:
-        return counts_sum, weighted
-    for view in views:
-        gt = view.original_image.to(dev)
-        image = render(view, model, pipe, background)["render"]
-        metric = high_error_map(image, gt, loss_thresh)
-        loss = (1.0 - lambda_dssim) * l1_loss(image, gt) + lambda_dssim * (1.0 - ssim(image, gt))
-        counts = render(view, model, pipe, background,
-                        metric_map=metric.to(torch.int32))["accum_metric_counts"].float()
-        counts_sum += counts
-        weighted += float(loss) * counts
-    return counts_sum / len(views), minmax(weighted)
-
-
 def spread_iterations(start: int, end: int, n: int) -> List[int]:
     """n iterations spread evenly strictly inside (start, end)."""
     if n <= 0 or end - start < 2:
@@ -77,16 +26,18 @@ def spread_iterations(start: int, end: int, n: int) -> List[int]:
 
 
 @torch.no_grad()
-def vcp_prune(model, prune_score: torch.Tensor, opacity_thresh: float, score_thresh: float,
-              state=None, keep: Optional[torch.Tensor] = None) -> int:
-    """FastGS's view-consistent pruning: remove Gaussians below `opacity_thresh` or whose
-    multi-view pruning score exceeds `score_thresh`, except those in `keep`; never empties
-    the model."""
+def view_consistent_prune(model, scorer, views: Sequence, loss_thresh: float,
+                          opacity_thresh: float, score_thresh: float,
+                          keep: Optional[torch.Tensor] = None) -> int:
+    """FastGS's view-consistent pruning: score the Gaussians on `views`
+    (ViewScorer.multiview_scores), then remove those below `opacity_thresh` or whose pruning
+    score exceeds `score_thresh`, except those in `keep`; never empties the model."""
+    _, prune_score = scorer.multiview_scores(model, views, loss_thresh)
     remove = (model.get_opacity < opacity_thresh).squeeze(1)
     remove |= prune_score > score_thresh
     if keep is not None:
         remove &= ~keep
     if bool(remove.all()):
         return 0
-    model.prune(remove, state=state)
+    model.prune(remove)
     return int(remove.sum())

@@ -1,7 +1,8 @@
 """Region hooks shared by every strategy: steer densification into given pixel regions.
 
-`add_regions(strategy, model, views, masks, budget, mode, context)` is what semantic guidance
-and editing call (through `Strategy.add_regions`). For each view and its (H,W) bool mask:
+`add_regions(strategy, model, views, masks, budget, mode, scorer)` is what FastGS's uncovered
+spawning, semantic guidance and editing call; it uses only the strategy's public ranking
+(densify_priority, small_mask, budget, protect). For each view and its (H,W) bool mask:
 
 * densify: the Gaussians whose projected centre falls in the mask and that are composited into
   masked pixels are ranked by how many masked pixels they cover (their importance inside the
@@ -18,42 +19,10 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from utils.graphics_utils import ALPHA_SOLID, project_points, unproject_pixels
+
 MODES = ("densify", "spawn", "both")
-ALPHA_SOLID = 0.5       # below this accumulated alpha a pixel shows no surface: use far depth
 SPAWN_OPACITY = 0.1     # as freshly initialised points
-
-
-def project_points(camera, xyz: torch.Tensor):
-    """World points (M,3) -> pixel coordinates (M,2) in the renderer's convention (pixel (x, y)
-    has its centre at integer (x, y)) and view-space depth (M,)."""
-    xyz = xyz.double()
-    ones = torch.ones_like(xyz[:, :1])
-    hom = torch.cat([xyz, ones], 1) @ camera.full_proj_transform.double().to(xyz.device)
-    ndc = hom[:, :3] / (hom[:, 3:] + 1e-7)
-    W, H = camera.image_width, camera.image_height
-    uv = torch.stack([((ndc[:, 0] + 1) * W - 1) / 2, ((ndc[:, 1] + 1) * H - 1) / 2], 1)
-    z = (torch.cat([xyz, ones], 1) @ camera.world_view_transform.double().to(xyz.device))[:, 2]
-    return uv, z
-
-
-def unproject_pixels(camera, xs: torch.Tensor, ys: torch.Tensor, depth: torch.Tensor):
-    """Pixel centres (x, y) at view-space depth -> world points (M,3) on those pixels' rays.
-    Works from full_proj_transform alone, so shifted principal points and MiniCams are fine."""
-    W, H = camera.image_width, camera.image_height
-    dev = depth.device
-    inv = torch.linalg.inv(camera.full_proj_transform.double().to(dev))
-    view = camera.world_view_transform.double().to(dev)
-    ndc_x = (2 * xs.double().to(dev) + 1) / W - 1
-    ndc_y = (2 * ys.double().to(dev) + 1) / H - 1
-    ends = []
-    for ndc_z in (0.0, 0.5):  # two points on each pixel's ray
-        h = torch.stack([ndc_x, ndc_y, torch.full_like(ndc_x, ndc_z), torch.ones_like(ndc_x)],
-                        1) @ inv
-        ends.append(h[:, :3] / h[:, 3:])
-    z0 = ends[0] @ view[:3, 2] + view[3, 2]
-    z1 = ends[1] @ view[:3, 2] + view[3, 2]
-    t = (depth.double() - z0) / (z1 - z0)  # view z is affine along the ray
-    return (ends[0] + t[:, None] * (ends[1] - ends[0])).float()
 
 
 def _per_view(value, n: int, name: str):
@@ -111,13 +80,11 @@ def densify_in_region(strategy, model, view, mask, counts, k: int,
     small = strategy.small_mask(model)
     clone, split = chosen & small, chosen & ~small
     n_before = model.num_points
-    added = model.clone(clone, state=strategy.state)
-    pad = torch.zeros(model.num_points - n_before, dtype=torch.bool, device=split.device)
-    added += model.split(torch.cat([split, pad]), state=strategy.state)
+    added = model.clone_and_split(clone, split)
     return added, n_before - int(split.sum())
 
 
-def spawn_in_region(strategy, model, view, mask, pkg, m: int,
+def spawn_in_region(model, view, mask, pkg, m: int,
                     opacity: float = SPAWN_OPACITY) -> int:
     """Spawn up to m Gaussians on the rays of sampled masked pixels."""
     pix = mask.nonzero()  # (P,2) as (y, x)
@@ -134,25 +101,23 @@ def spawn_in_region(strategy, model, view, mask, pkg, m: int,
     z = torch.where(solid[ys, xs], depth_img[ys, xs], torch.full_like(depth_img[ys, xs], far))
     rgb = view.original_image.to(dev)[:, ys, xs].T
     # Each new Gaussian covers its share of the region: spacing of sqrt(area / m) pixels.
-    return spawn_pixels(strategy, model, view, xs, ys, z, rgb, math.sqrt(pix.shape[0] / m),
-                        opacity)
+    return spawn_pixels(model, view, xs, ys, z, rgb, math.sqrt(pix.shape[0] / m), opacity)
 
 
-def spawn_pixels(strategy, model, view, xs, ys, z, rgb, spacing: float,
+def spawn_pixels(model, view, xs, ys, z, rgb, spacing: float,
                  opacity: float = SPAWN_OPACITY) -> int:
     """One new Gaussian per pixel (xs, ys) at view depth z with colour rgb and the given
     opacity, sized to cover `spacing` pixels of the view."""
     xyz = unproject_pixels(view, xs, ys, z)
     fx = view.image_width / (2.0 * math.tan(view.FoVx * 0.5))
     scales = (0.5 * spacing * z.to(xyz.device) / fx).clamp_min(1e-6)
-    return model.spawn(xyz, rgb.clamp(0.0, 1.0), scales=scales, opacity=opacity,
-                       state=strategy.state)
+    return model.spawn(xyz, rgb.clamp(0.0, 1.0), scales=scales, opacity=opacity)
 
 
 @torch.no_grad()
 def add_regions(strategy, model, views: Sequence, masks: Sequence,
                 budget: Union[int, Sequence[int]], mode: str = "both",
-                context: Optional[dict] = None, min_priority: float = 0.0,
+                scorer=None, min_priority: float = 0.0,
                 protect_until: int = 0, spawn_opacity: float = SPAWN_OPACITY,
                 on_added=None) -> dict:
     """Densify and/or spawn inside each view's mask; returns {"densified": n, "spawned": m}.
@@ -177,10 +142,8 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
     budgets = _per_view(budget, len(views), "budget")
     if any(b < 0 for b in budgets):
         raise ValueError("add_regions: budgets must be >= 0")
-    if context is None or "render" not in context:
-        raise ValueError("add_regions needs a context with render, pipe and background "
-                         "(the trainer's strategy_context)")
-    render, pipe, bg = context["render"], context["pipe"], context["background"]
+    if scorer is None:
+        raise ValueError("add_regions needs the loop's ViewScorer (trainer.scorer)")
     total = {"densified": 0, "spawned": 0}
     for view, mask, b in zip(views, masks, budgets):
         mask = _as_mask(mask, view)
@@ -189,7 +152,7 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
         if b <= 0 or not bool(mask.any()):
             continue
         dev = model.get_xyz.device
-        pkg = render(view, model, pipe, bg, metric_map=mask.to(dev, torch.int32))
+        pkg = scorer.render(view, model, metric_map=mask.to(dev, torch.int32))
         want_densify = {"densify": b, "spawn": 0, "both": b // 2}[mode]
         done, first_new = densify_in_region(strategy, model, view, mask,
                                             pkg["accum_metric_counts"], want_densify,
@@ -199,7 +162,7 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
             on_added("densify", first_new)
         if mode != "densify":
             first_spawn = model.num_points
-            spawned = spawn_in_region(strategy, model, view, mask, pkg, b - done, spawn_opacity)
+            spawned = spawn_in_region(model, view, mask, pkg, b - done, spawn_opacity)
             total["spawned"] += spawned
             if spawned and on_added is not None:
                 on_added("spawn", first_spawn)

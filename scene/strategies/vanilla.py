@@ -3,9 +3,8 @@ from dataclasses import dataclass
 
 import torch
 
-from scene.strategies.base import Strategy, periodic_resets
-
-RESET_MARGIN = 500
+from scene.strategies.base import (BIG_FRACTION, RESET_MARGIN, RESET_OPACITY, Strategy,
+                                   periodic_resets)
 
 
 @dataclass
@@ -32,46 +31,27 @@ class Vanilla3DGS(Strategy):
     min_opacity: float = 0.005
     white_background: bool = False
 
-    def initialize_state(self, model):
-        n, dev = model.num_points, model.get_xyz.device
-        self.state = {**self.kept_protection(model),
-            "grad_accum": torch.zeros(n, device=dev),
-            "denom": torch.zeros(n, device=dev),
-            "max_radii2D": torch.zeros(n, device=dev),
-        }
-        return self.state
-
-    def _accumulate(self, render_pkg):
-        vis = render_pkg["visibility_filter"]
-        grad = render_pkg["viewspace_points"].grad
-        if grad is None:
-            return
-        st = self.state
-        st["max_radii2D"][vis] = torch.maximum(st["max_radii2D"][vis],
-                                               render_pkg["radii"][vis].float())
-        st["grad_accum"][vis] += grad[vis, :2].norm(dim=-1)
-        st["denom"][vis] += 1
+    TABLES = ("grad_accum", "denom", "max_radii2D")
+    label = "3dgs"
 
     def size_fraction(self):
         return self.percent_dense
 
     def densify_priority(self, model):
-        grads = self.state["grad_accum"] / self.state["denom"]
-        return torch.nan_to_num(grads, nan=0.0, posinf=0.0) / self.densify_grad_threshold
+        return self.mean_gradient(model) / self.densify_grad_threshold
 
-    def _reset_stats(self, model):
-        self.initialize_state(model)
-
-    def step_post_backward(self, iteration, model, render_pkg, camera=None, context=None):
+    def step_post_backward(self, iteration, model, render_pkg, scorer=None):
         if iteration >= self.densify_until_iter:
             return
-        self._accumulate(render_pkg)
+        vis = self.accumulate_gradients(model, render_pkg)
+        if vis is not None:
+            radii = model.tables["max_radii2D"]
+            radii[vis] = torch.maximum(radii[vis], render_pkg["radii"][vis].float())
         if iteration > self.densify_from_iter and iteration % self.densification_interval == 0:
             self.densify_and_prune(model, prune_big=iteration > self.opacity_reset_interval)
-        near_end = self.total_iterations and iteration > self.total_iterations - RESET_MARGIN
-        if not near_end and (iteration % self.opacity_reset_interval == 0 or (
-                self.white_background and iteration == self.densify_from_iter)):
-            model.reset_opacity(0.01)
+        if self.reset_due(iteration, self.opacity_reset_interval, self.densify_from_iter,
+                          self.white_background):
+            model.reset_opacity(RESET_OPACITY)
 
     def opacity_reset_iterations(self):
         return periodic_resets(self.opacity_reset_interval, self.densify_until_iter,
@@ -79,22 +59,17 @@ class Vanilla3DGS(Strategy):
                                self.densify_from_iter)
 
     def densify_and_prune(self, model, prune_big: bool):
-        st = self.state
-        grads = st["grad_accum"] / st["denom"]
-        grads[~torch.isfinite(grads)] = 0.0
-        big = model.get_scaling.max(dim=1).values > self.percent_dense * self.cameras_extent
+        grads = self.mean_gradient(model)
+        small = self.small_mask(model)
         want = grads >= self.densify_grad_threshold
         want = self.top_k_mask(want, grads, self.budget(model))
-        clone_mask, split_mask = want & ~big, want & big
-        n_before = model.num_points
-        model.clone(clone_mask, state=st)
-        pad = torch.zeros(model.num_points - n_before, dtype=torch.bool, device=split_mask.device)
-        model.split(torch.cat([split_mask, pad]), state=st)
+        clone_mask, split_mask = want & small, want & ~small
+        model.clone_and_split(clone_mask, split_mask)
 
         prune = (model.get_opacity < self.min_opacity).squeeze(1)
         if prune_big:
-            prune |= model.get_scaling.max(dim=1).values > 0.1 * self.cameras_extent
-        model.prune(prune, state=st)
-        self._reset_stats(model)
+            prune |= model.get_scaling.max(dim=1).values > BIG_FRACTION * self.cameras_extent
+        model.prune(prune)
+        self.initialize_state(model)
         return dict(cloned=int(clone_mask.sum()), split=int(split_mask.sum()),
                     pruned=int(prune.sum()))

@@ -104,6 +104,7 @@ with sync_playwright() as p:
 def bench_live(args):
     import torch
     import train
+    from scene.plugins import TrainingPlugin
     from viewer import live as live_mod
     os.sched_setaffinity(0, {0})
     torch.set_num_threads(1)
@@ -114,12 +115,13 @@ def bench_live(args):
 
     def timed_attach(self, trainer):
         attach(self, trainer)
-        def stamp(tr, it):
-            stamps.append((it, time.perf_counter(), self._clients))
-            if browse.poll() is not None:
-                raise KeyboardInterrupt  # train.py exits 130: the measurement is over
+        class Stamp(TrainingPlugin):
+            def after_step(_, step):
+                stamps.append((step.iteration, time.perf_counter(), self._clients))
+                if browse.poll() is not None:
+                    raise KeyboardInterrupt  # train.py exits 130: the measurement is over
 
-        trainer.hooks.append(stamp)
+        trainer.add_plugin(Stamp())
         browse = subprocess.Popen(
             ["taskset", "-c", "1", sys.executable, "-c", BROWSE,
              f"http://127.0.0.1:{args.port}", str(args.windows), str(args.window_s), CHROMIUM])

@@ -246,6 +246,7 @@ def test_masked_metrics():
 def test_update_scaling_freezes_gaussians_outside_the_roi():
     """Adam ignores a constant gradient scale, so locality scales the step instead."""
     from editing.policies import EditStrategy, ModePolicy, set_anchors
+    from scene.plugins import Step
 
     class Opt:
         position_lr_init, position_lr_final, position_lr_delay_mult = 1e-2, 1e-4, 0.01
@@ -257,7 +258,7 @@ def test_update_scaling_freezes_gaussians_outside_the_roi():
     st.initialize_state(g)
     w = torch.zeros(g.num_points)
     w[:20] = 1.0
-    set_anchors(g, st, w)
+    set_anchors(g, w)
 
     class Cfg:
         mode, outside_update, densify_events, remove_decay = "restyle", 0.0, 0, 0.0
@@ -269,9 +270,10 @@ def test_update_scaling_freezes_gaussians_outside_the_roi():
     for it in range(3):
         loss = (g._features_dc - 1.0).pow(2).sum()
         loss.backward()
-        policy.pre_step(Tr, it)
+        step = Step(Tr, it, None, {})
+        policy.before_step(step)
         g.optimizer.step()
         g.optimizer.zero_grad()
-        policy.post_step(Tr, it)
+        policy.after_step(step)
     moved = (g._features_dc.detach() - before).abs().flatten(1).max(1).values
     assert moved[:20].min() > 0.05 and float(moved[20:].max()) == 0.0

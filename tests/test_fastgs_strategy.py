@@ -15,8 +15,10 @@ from gaussian_renderer import render
 from scene.cameras import Camera
 from scene.gaussian_model import GaussianModel
 from scene.strategies import FastGS, Vanilla3DGS, make_strategy
-from scene.strategies.multiview import high_error_map, sample_views
-from scene.strategies.regions import project_points, unproject_pixels
+from scene.strategies.multiview import sample_views
+from scene.strategies.regions import add_regions
+from scene.view_scorer import ViewScorer, high_error_map
+from utils.graphics_utils import project_points, unproject_pixels
 from utils.general_utils import inverse_sigmoid
 from utils.sh_utils import SH2RGB
 from tests.demo_scenes import make_scene
@@ -56,8 +58,8 @@ def model(xyz, scale=0.25, opacity=0.9, rgb=0.5):
 
 
 def context(cams):
-    return {"cameras": cams, "render": render, "pipe": PIPE, "background": BG,
-            "lambda_dssim": 0.2}
+    """The loop's ViewScorer over these training views."""
+    return ViewScorer(render, PIPE, BG, cams, 0.2)
 
 
 def wrong_on_left(g):
@@ -76,11 +78,11 @@ def fastgs(g, **kw):
     return s
 
 
-def high_grads(s, rows=None):
+def high_grads(g, rows=None):
     rows = slice(None) if rows is None else rows
     for k in ("grad_accum", "abs_grad_accum"):
-        s.state[k][rows] = 1.0
-    s.state["denom"][:] = 1.0
+        g.tables[k][rows] = 1.0
+    g.tables["denom"][:] = 1.0
 
 
 def rows_at(g, p, tol=1e-5):
@@ -111,7 +113,7 @@ def test_view_sampling_is_reproducible_and_distinct():
 def test_error_supported_gaussian_is_densified_unsupported_one_is_not(dense, kind):
     g = model([A, B])
     s = fastgs(g, dense=dense)
-    high_grads(s)  # both pass the gradient tests; only A sits in high-error pixels
+    high_grads(g)  # both pass the gradient tests; only A sits in high-error pixels
     out = s.densify_and_prune(g, 600, context([wrong_on_left(g)]))
     assert out[kind] == 1 and out["cloned" if kind == "split" else "split"] == 0
     assert g.num_points == 3
@@ -123,11 +125,11 @@ def test_error_supported_gaussian_is_densified_unsupported_one_is_not(dense, kin
 def test_importance_threshold_and_gradients_both_gate():
     g = model([A, B])
     s = fastgs(g, importance_thresh=1e6)  # A's support is real but far below this
-    high_grads(s)
+    high_grads(g)
     assert s.densify_and_prune(g, 600, context([wrong_on_left(g)]))["split"] == 0
     g = model([A, B])
     s = fastgs(g)
-    s.state["denom"][:] = 1.0  # error support but no gradient
+    g.tables["denom"][:] = 1.0  # error support but no gradient
     assert s.densify_and_prune(g, 600, context([wrong_on_left(g)]))["split"] == 0
 
 
@@ -136,7 +138,7 @@ def test_cap_holds_and_best_supported_candidate_wins(cap, expect):
     big, small = (-1.2, 0.5, 0.0), (-1.2, -0.7, 0.0)
     g = model([big, small, B], scale=[0.3, 0.12, 0.25])
     s = fastgs(g, max_gaussians=cap)
-    high_grads(s)
+    high_grads(g)
     s.densify_and_prune(g, 600, context([wrong_on_left(g)]))
     assert g.num_points == expect
     if cap == 4:  # one slot: the Gaussian covering more high-error pixels is split
@@ -179,7 +181,7 @@ def test_step_hook_runs_final_prunes_on_the_derived_schedule(monkeypatch):
     monkeypatch.setattr(s, "final_prune", lambda m, it, ctx: seen.append(it))
     pkg = {"viewspace_points": torch.zeros(2, 4), "visibility_filter": torch.ones(2, dtype=bool)}
     for it in range(1, 1001):
-        s.step_post_backward(it, g, pkg, None, context([camera()]))
+        s.step_post_backward(it, g, pkg, context([camera()]))
     assert seen == [600, 700, 800, 900]
 
 
@@ -236,10 +238,10 @@ def test_region_densify_stays_in_mask_and_budget(name):
     before = g.get_xyz.detach().clone()
     inside = int(in_mask(cam, before, mask).sum())
     assert 0 < inside < 24
-    out = s.add_regions(g, [cam], [mask], budget=3, mode="densify", context=context([cam]))
+    out = add_regions(s, g, [cam], [mask], budget=3, mode="densify", scorer=context([cam]))
     assert out == {"densified": 3, "spawned": 0} and g.num_points == 27
     assert in_mask(cam, g.get_xyz.detach()[24:], mask).all()       # copies of masked ones
-    out = s.add_regions(g, [cam], [mask], budget=100, mode="densify", context=context([cam]))
+    out = add_regions(s, g, [cam], [mask], budget=100, mode="densify", scorer=context([cam]))
     assert out["densified"] == inside + 3 and g.num_points == 27 + inside + 3
     assert in_mask(cam, g.get_xyz.detach()[27:], mask).all()
 
@@ -254,7 +256,7 @@ def test_spawned_gaussians_lie_on_masked_rays_with_target_colours(name):
     mask = torch.zeros(H, W, dtype=torch.bool)
     mask[10:20, 5:15] = True      # transparent: spawned at a far depth
     mask[20:26, 45:51] = True     # on the blob: spawned at its rendered depth
-    out = s.add_regions(g, [cam], [mask], budget=40, mode="spawn", context=context([cam]))
+    out = add_regions(s, g, [cam], [mask], budget=40, mode="spawn", scorer=context([cam]))
     assert out == {"densified": 0, "spawned": 40} and g.num_points == 41
     new = g.get_xyz.detach()[1:]
     uv, z = project_points(cam, new)
@@ -273,15 +275,15 @@ def test_regions_honour_per_view_budgets_modes_and_the_cap():
     s = strategy("fastgs", g, max_gaussians=30, dense=1.0)
     cams = [camera(uid=0), camera(uid=1)]
     masks = [left_mask(), left_mask()]
-    out = s.add_regions(g, cams, masks, budget=[4, 0], mode="both", context=context(cams))
+    out = add_regions(s, g, cams, masks, budget=[4, 0], mode="both", scorer=context(cams))
     assert out == {"densified": 2, "spawned": 2} and g.num_points == 28
-    out = s.add_regions(g, cams, masks, budget=10, mode="both", context=context(cams))
+    out = add_regions(s, g, cams, masks, budget=10, mode="both", scorer=context(cams))
     assert g.num_points == 30 and sum(out.values()) == 2   # the cap wins over the budget
-    assert s.add_regions(g, cams, masks, 10, "spawn", context(cams)) == {"densified": 0,
+    assert add_regions(s, g, cams, masks, 10, "spawn", context(cams)) == {"densified": 0,
                                                                          "spawned": 0}
     empty = [torch.zeros(H, W, dtype=torch.bool)]
     s.max_gaussians = 0
-    assert s.add_regions(g, cams[:1], empty, 10, "both", context(cams)) == {"densified": 0,
+    assert add_regions(s, g, cams[:1], empty, 10, "both", context(cams)) == {"densified": 0,
                                                                             "spawned": 0}
 
 
@@ -290,11 +292,11 @@ def test_region_hook_rejects_bad_arguments():
     s = strategy("3dgs", g)
     cam = camera()
     with pytest.raises(ValueError, match="mode"):
-        s.add_regions(g, [cam], [left_mask()], 5, "grow", context([cam]))
+        add_regions(s, g, [cam], [left_mask()], 5, "grow", context([cam]))
     with pytest.raises(ValueError, match="mask of shape"):
-        s.add_regions(g, [cam], [torch.ones(4, 4, dtype=torch.bool)], 5, "both", context([cam]))
+        add_regions(s, g, [cam], [torch.ones(4, 4, dtype=torch.bool)], 5, "both", context([cam]))
     with pytest.raises(ValueError, match="budget"):
-        s.add_regions(g, [cam], [left_mask()], [1, 2], "both", context([cam]))
+        add_regions(s, g, [cam], [left_mask()], [1, 2], "both", context([cam]))
 
 
 def test_unproject_inverts_project_with_a_shifted_principal_point():

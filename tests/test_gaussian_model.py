@@ -156,21 +156,24 @@ def test_prune_clone_move_moments_with_rows():
     _step(g)
     before = _moments(g)
     ids = torch.arange(20.0)
-    state = {"id": ids.clone(), "grad2d": torch.rand(20, 2), "count": torch.tensor(7),
-             "per_camera": torch.zeros(3)}
+    g.set_table("id", ids.clone())
+    g.set_table("grad2d", torch.rand(20, 2))
+    state = g.tables
+    for not_per_gaussian in (torch.tensor(7), torch.zeros(3)):  # side tables are row-aligned
+        with pytest.raises(ValueError, match="rows"):
+            g.set_table("count", not_per_gaussian)
 
     mask = torch.zeros(20, dtype=torch.bool)
     mask[[1, 5, 6]] = True
-    assert g.prune(mask, state) == 3
+    assert g.prune(mask) == 3
     kept = (~mask).nonzero()[:, 0]
     assert state["id"].tolist() == kept.float().tolist()
-    assert state["count"].item() == 7 and state["per_camera"].shape == (3,)
     for name, m in _moments(g).items():
         torch.testing.assert_close(m, before[name][kept], rtol=0, atol=0)
 
     sel = torch.zeros(17, dtype=torch.bool)
     sel[[0, 10]] = True
-    assert g.clone(sel, state) == 2
+    assert g.clone(sel) == 2
     assert g.num_points == 19 and state["grad2d"].shape == (19, 2)
     assert state["id"][-2:].tolist() == state["id"][[0, 10]].tolist()  # copied state
     for name, p in g._params().items():
@@ -195,10 +198,11 @@ def test_split_samples_near_parent_and_state():
     parents_xyz = g.get_xyz.detach().clone()
     parent_rot = g._rotation.detach().clone()
     parent_scale = g.get_scaling.detach().clone()
-    state = {"id": torch.arange(10.0)}
+    state = g.tables
+    g.set_table("id", torch.arange(10.0))
     mask = torch.zeros(10, dtype=torch.bool)
     mask[[2, 7]] = True
-    assert g.split(mask, n=3, state=state) == 4
+    assert g.split(mask, n=3) == 4
     assert g.num_points == 14
     # survivors first (moments kept), then 3 children of 2 and of 7 (moments zero)
     assert state["id"].tolist() == [0, 1, 3, 4, 5, 6, 8, 9] + [2, 7] * 3
@@ -231,21 +235,22 @@ def test_split_is_reproducible_with_seed():
 def test_spawn_and_append():
     g = _model(10)
     _step(g)
-    state = {"grad": torch.ones(10)}
+    state = g.tables
+    g.set_table("grad", torch.ones(10))
     xyz = torch.tensor([[0.0, 0, 0], [0.1, 0, 0]])
     rgb = torch.tensor([[1.0, 0, 0], [0.0, 0.5, 1.0]])
-    assert g.spawn(xyz, rgb, state=state) == 2
+    assert g.spawn(xyz, rgb) == 2
     assert state["grad"].tolist() == [1.0] * 10 + [0.0, 0.0]
     torch.testing.assert_close(SH2RGB(g.get_features_dc[-2:, 0]), rgb)
     torch.testing.assert_close(g.get_opacity[-2:], torch.full((2, 1), 0.1))
     assert torch.isfinite(g._scaling).all()
     assert g.spawn(torch.ones(1, 3), torch.ones(1, 3), scales=torch.tensor([0.05]),
-                   opacity=0.5, state=state) == 1
+                   opacity=0.5) == 1
     torch.testing.assert_close(g.get_scaling[-1], torch.full((3,), 0.05))
     torch.testing.assert_close(g.get_opacity[-1], torch.tensor([0.5]))
     vals = {k: v[:2].detach() for k, v in g._params().items()}
-    assert g.append_gaussians(vals, state=state, state_fill=-1) == 2
-    assert g.num_points == 15 and state["grad"][-2:].tolist() == [-1, -1]
+    assert g.append_gaussians(vals) == 2
+    assert g.num_points == 15 and state["grad"].tolist() == [1.0] * 10 + [0.0] * 5
     with pytest.raises(ValueError):
         g.append_gaussians({"xyz": torch.zeros(1, 3)})
     _check_aligned(g)
@@ -290,12 +295,16 @@ def test_capture_restore_bit_identical(tmp_path):
     g.oneupSHdegree()
     for i in range(3):
         _step(g, seed=i)
+    g.set_table("protect_until", torch.arange(12))
     path = tmp_path / "chkpnt.pth"
     torch.save({"gaussians": g.capture()}, path)
     loaded = torch.load(path, weights_only=True)["gaussians"]
     h = GaussianModel(0)
     h.restore(loaded, OPT)
     assert h.active_sh_degree == 1 and h.max_sh_degree == 1 and h.spatial_lr_scale == 2.0
+    assert list(h.tables) == ["protect_until"]
+    h.tables["protect_until"] += 1                      # restored tables are the model's own
+    assert torch.equal(loaded["tables"]["protect_until"], torch.arange(12))
     for i in range(3, 5):
         _step(g, seed=i)
         _step(h, seed=i)
@@ -303,6 +312,17 @@ def test_capture_restore_bit_identical(tmp_path):
         assert torch.equal(p, q), name
         assert torch.equal(g.optimizer.state[p]["exp_avg_sq"], h.optimizer.state[q]["exp_avg_sq"])
     _check_aligned(h)
+
+
+def test_checkpoints_before_side_tables_restore_the_strategy_state():
+    from scene.checkpoint import model_capture
+    g = _model(4)
+    legacy = {"model": {k: v for k, v in g.capture().items() if k != "tables"},
+              "strategy": {"grad_accum": torch.ones(4), "denom": torch.full((4,), 2.0)}}
+    h = GaussianModel(0)
+    h.restore(model_capture(legacy), OPT)
+    assert sorted(h.tables) == ["denom", "grad_accum"]
+    assert h.tables["denom"].tolist() == [2.0] * 4
 
 
 def test_save_load_ply(tmp_path):

@@ -2,6 +2,7 @@
 strategies' region hooks and final pruning."""
 import torch
 
+from scene.strategies.regions import add_regions
 from tests.test_fastgs_strategy import (A, B, H, W, camera, context, fastgs, grid_model,
                                         left_mask, model, strategy, wrong_on_left)
 
@@ -24,8 +25,8 @@ def test_region_hooks_protect_exactly_what_they_add():
     s = strategy("fastgs", g, dense=0.0)              # every grid Gaussian splits
     cam = camera()
     before = g.get_xyz.detach().clone()
-    out = s.add_regions(g, [cam], [left_mask()], budget=4, mode="both", context=context([cam]),
-                        protect_until=500)
+    out = add_regions(s, g, [cam], [left_mask()], budget=4, mode="both", scorer=context([cam]),
+                      protect_until=500)
     assert out["densified"] == 2 and out["spawned"] == 2
     prot = s.protected(g, 499)
     assert int(prot.sum()) == 2 * 2 + 2               # two split parents' children, two spawns
@@ -41,8 +42,8 @@ def test_spawned_opacity_is_the_callers_choice():
     cam = camera()
     mask = torch.zeros(H, W, dtype=torch.bool)
     mask[10:20, 5:15] = True
-    s.add_regions(g, [cam], [mask], budget=5, mode="spawn", context=context([cam]))
-    s.add_regions(g, [cam], [mask], budget=5, mode="spawn", context=context([cam]),
-                  spawn_opacity=0.8)
+    add_regions(s, g, [cam], [mask], budget=5, mode="spawn", scorer=context([cam]))
+    add_regions(s, g, [cam], [mask], budget=5, mode="spawn", scorer=context([cam]),
+                spawn_opacity=0.8)
     op = g.get_opacity.detach()[1:, 0]
     torch.testing.assert_close(op, torch.tensor([0.1] * 5 + [0.8] * 5), atol=1e-5, rtol=0)

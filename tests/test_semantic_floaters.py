@@ -4,12 +4,14 @@ import numpy as np
 import torch
 
 from gaussian_renderer import render
-from semantic.floaters import near_cameras, prune_floaters, training_support, weak_gaussians
+from scene.view_scorer import ViewScorer
+from semantic.floaters import near_cameras, prune_floaters, weak_gaussians
 from tests.test_fastgs_strategy import BG, PIPE, camera, fastgs, model
 
 EXTENT = 2.0
 # Six cameras 0.5 apart along x, all looking along +z at the plane z = 0 from depth 4.
 CAMS = [camera(T=(x, 0.0, 4.0), uid=i) for i, x in enumerate(np.linspace(-1.25, 1.25, 6))]
+SCORER = ViewScorer(render, PIPE, BG, CAMS)
 
 
 def scene_with_floater():
@@ -26,7 +28,7 @@ def scene_with_floater():
 
 def test_support_counts_views_and_nearness_measures_distance_to_cameras():
     g, blob = scene_with_floater()
-    support = training_support(g, CAMS, render, PIPE, BG)
+    support = SCORER.support(g, CAMS)
     assert abs(float(support[blob]) - 1 / 6) < 1e-6
     assert float(support[17]) == 1.0  # the plane's centre is seen from every camera
     near = near_cameras(g, CAMS, 0.25 * EXTENT)
@@ -35,22 +37,22 @@ def test_support_counts_views_and_nearness_measures_distance_to_cameras():
 
 def test_only_the_blob_in_front_of_one_camera_is_weak():
     g, blob = scene_with_floater()
-    weak = weak_gaussians(g, CAMS, EXTENT, render, PIPE, BG, support_frac=0.2, near_frac=0.25)
+    weak = weak_gaussians(g, CAMS, EXTENT, SCORER, support_frac=0.2, near_frac=0.25)
     assert torch.nonzero(weak).flatten().tolist() == [blob]
     for off in ({"support_frac": 0.0, "near_frac": 0.25}, {"support_frac": 0.2, "near_frac": 0}):
-        assert not weak_gaussians(g, CAMS, EXTENT, render, PIPE, BG, **off).any()
+        assert not weak_gaussians(g, CAMS, EXTENT, SCORER, **off).any()
     # A blob seen from a third of the views is supported, however near it is.
-    assert not weak_gaussians(g, CAMS, EXTENT, render, PIPE, BG, support_frac=0.15,
-                              near_frac=0.25).any()
+    assert not weak_gaussians(g, CAMS, EXTENT, SCORER, support_frac=0.15, near_frac=0.25).any()
 
 
-def test_pruning_removes_the_blob_and_keeps_strategy_state_in_step():
+def test_pruning_removes_the_blob_and_keeps_the_side_tables_in_step():
     g, blob = scene_with_floater()
-    s = fastgs(g)
-    assert prune_floaters(g, s.state, CAMS, EXTENT, render, PIPE, BG, 0.2, 0.25) == 1
-    assert g.num_points == blob and float(g.get_xyz[:, 2].abs().max()) < 1e-6  # plane only
-    assert all(v.shape[0] == blob for v in s.state.values() if torch.is_tensor(v) and v.dim())
-    assert prune_floaters(g, s.state, CAMS, EXTENT, render, PIPE, BG, 0.2, 0.25) == 0
+    fastgs(g)
+    assert prune_floaters(g, CAMS, EXTENT, SCORER, 0.2, 0.25) == 1
+    assert g.num_points == blob and float(g.get_xyz.detach()[:, 2].abs().max()) < 1e-6
+    assert sorted(g.tables) == ["abs_grad_accum", "denom", "grad_accum"]
+    assert all(v.shape[0] == blob for v in g.tables.values())
+    assert prune_floaters(g, CAMS, EXTENT, SCORER, 0.2, 0.25) == 0
 
 
 def test_phase4_opens_by_pruning_every_floater(tmp_path):
@@ -61,7 +63,7 @@ def test_phase4_opens_by_pruning_every_floater(tmp_path):
     s = fastgs(g)
     trainer = types.SimpleNamespace(
         gaussians=g, strategy=s, cfg=types.SimpleNamespace(quiet=True),
-        strategy_context={"cameras": CAMS, "render": render, "pipe": PIPE, "background": BG},
+        scorer=SCORER,
         scene=types.SimpleNamespace(getTrainCameras=lambda: CAMS, cameras_extent=EXTENT),
         dataset=types.SimpleNamespace(model_path=str(tmp_path)))
     args = types.SimpleNamespace(floater_support=0.2, floater_near=0.25)

@@ -242,15 +242,18 @@ def test_novel_views_lie_between_neighbouring_training_cameras(scene):
                            novel_views(cams, 6, seed=0, iteration=101)[0].world_view_transform)
 
 
-def test_grow_spawns_only_in_empty_pixels_within_budget():
+def test_grow_spawns_only_in_empty_pixels_within_budget(monkeypatch):
+    import semantic.guidance as guidance_mod
+
     class Strategy:
         def __init__(self):
             self.calls = []
 
-        def add_regions(self, model, views, masks, budget, mode, ctx, min_priority=0.0,
-                        protect_until=0, spawn_opacity=0.1):
-            self.calls.append((mode, int(masks[0].sum()), budget))
-            return {"densified": min(budget, 3), "spawned": min(budget, int(masks[0].sum()))}
+    def add_regions(strategy, model, views, masks, budget, mode, scorer, min_priority=0.0,
+                    protect_until=0, spawn_opacity=0.1):
+        strategy.calls.append((mode, int(masks[0].sum()), budget))
+        return {"densified": min(budget, 3), "spawned": min(budget, int(masks[0].sum()))}
+    monkeypatch.setattr(guidance_mod, "add_regions", add_regions)
 
     alpha = torch.zeros(1, 30, 30)
     alpha[0, :, :15] = 1.0
@@ -298,12 +301,14 @@ def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
     cams = [camera(T=(x, 0.0, 4.0), uid=i) for i, x in enumerate((-1.0, 0.0, 1.0))]
     strategy = FastGS(total_iterations=6000, densify_until_iter=4500)
     trainer = SimpleNamespace(scene=SimpleNamespace(getTrainCameras=lambda: cams),
-                              dataset=SimpleNamespace(model_path=str(tmp_path)), hooks=[],
-                              strategy=strategy, cfg=SimpleNamespace(quiet=True),
-                              random_background_at=lambda it: False, loss_terms=[])
+                              dataset=SimpleNamespace(model_path=str(tmp_path)), plugins=[],
+                              strategy=strategy, cfg=SimpleNamespace(quiet=True))
+    trainer.add_plugin = trainer.plugins.append
     guidance = SemanticGuidance(args, ErrorProposer()).attach(trainer)
-    assert trainer.hooks == [guidance] and strategy.final_prune_iterations() == [
+    assert trainer.plugins[0] is guidance and len(trainer.plugins) == 2   # + completion
+    assert strategy.final_prune_iterations() == [
         4800, 5100, 5400, 5700] and guidance.refine_prunes == []
+    assert guidance.phase(100) == "phase1" and guidance.phase(3000) == "phase2"
     assert guidance.schedule.analysis_at(3000) is None
     assert guidance.schedule.analysis_at(3150).name == "phase2"
     sched = json.load(open(os.path.join(tmp_path, "regions", "schedule.json")))
@@ -311,7 +316,9 @@ def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
     assert sched["phases"][1]["analyses"] == [2700, 3150, 3300, 3600, 3900, 4200]
     # The completion flags (tests/test_semantic_completion.py) get phase 2's window.
     args.completion_background = "phase2"
-    trainer.loss_terms = []
-    SemanticGuidance(args, ErrorProposer()).attach(trainer)
-    assert trainer.random_background_at(4200) and not trainer.random_background_at(4201)
-    assert trainer.loss_terms[0].start == 2400
+    trainer.plugins.clear()
+    guidance = SemanticGuidance(args, ErrorProposer()).attach(trainer)
+    assert trainer.plugins[0] is guidance
+    completion = trainer.plugins[1]
+    assert completion.random_background(4200) and not completion.random_background(4201)
+    assert completion.start == 2400

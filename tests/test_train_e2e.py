@@ -87,15 +87,17 @@ def test_divergence_stops_with_iteration_and_checkpoint(demo_scene, tmp_path):
                               "--checkpoint_iterations", "10", *TRAIN_FLAGS])
     os.makedirs(m)
     open(os.path.join(m, "cfg_args"), "w").write(str(Namespace(**vars(args))))
+    from scene.plugins import TrainingPlugin
     from scene.trainer import Trainer, TrainConfig
     t = Trainer(lp.extract(args), op.extract(args), pp.extract(args), dp.extract(args),
                 TrainConfig(checkpoint_iterations=[10], quiet=True))
 
-    def poison(trainer, it):
-        if it == 17:
-            with torch.no_grad():
-                trainer.gaussians._opacity[:] = float("nan")
-    t.hooks.append(poison)
+    class Poison(TrainingPlugin):
+        def after_step(self, step):
+            if step.iteration == 17:
+                with torch.no_grad():
+                    step.trainer.gaussians._opacity[:] = float("nan")
+    t.add_plugin(Poison())
     with pytest.raises(TrainingDiverged) as e:
         t.train()
     msg = str(e.value)

@@ -139,7 +139,8 @@ class FakeTrainer:
             .repeat(n, 1)})
         self.log = FakeLog()
         self.phase_of = lambda it: "phase1"
-        self.hooks = []
+        self.plugins = []
+        self.add_plugin = self.plugins.append
         self.background = torch.zeros(3)
 
         class Scene:
@@ -163,7 +164,7 @@ def test_live_hook_snapshots_only_for_a_browser_and_pause_never_outlives_the_tab
     tr = FakeTrainer()
     try:
         lv.attach(tr)
-        assert tr.hooks == [lv]
+        assert tr.plugins == [lv]
         t0 = time.perf_counter()
         for it in range(1, 201):
             tr.log.rows.append([it, f"{1.0 / it:.6f}"] + [""] * 6)

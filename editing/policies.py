@@ -28,7 +28,7 @@ import torch
 from scene.plugins import TrainingPlugin
 from scene.strategies.base import Strategy
 from scene.strategies.regions import add_regions
-from utils.general_utils import inverse_sigmoid
+from utils.general_utils import inverse_sigmoid, seeded_generator
 
 LR_SCALES = {
     "restyle": {"xyz": 0.1, "scaling": 0.1, "rotation": 0.1},
@@ -180,7 +180,8 @@ class ModePolicy(TrainingPlugin):
             cams, masks = [c for c, _ in picked], [m for _, m in picked]
             kind = "densify" if self.mode == "replace" else "spawn"
             done = add_regions(self.strategy, g, cams, masks, self.cfg.densify_budget, kind,
-                               trainer.scorer, min_priority=self.cfg.densify_grad_ratio)
+                               trainer.scorer, min_priority=self.cfg.densify_grad_ratio,
+                               generator=seeded_generator(self.cfg.seed, iteration))
             rec["densified"], rec["spawned"] = done["densified"], done["spawned"]
         rec["gaussians"] = g.num_points
         return rec

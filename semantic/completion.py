@@ -4,7 +4,7 @@ Over a fixed black background a half-transparent Gaussian matches a dark photo a
 opaque one, so dark background (a railing against a dark window) can stay see-through and
 test views show holes there (bench/RESULTS.md). Two remedies, each a flag:
 - `--completion_background random|phase2`: random background colours, which only opaque
-  surfaces match (noisy: it cost juicebox_table half a dB);
+  surfaces match (noisy: it costs PSNR, bench/RESULTS.md);
 - `--completion_alpha W`: W * mean(max(0, COVERED_ALPHA * target - alpha)), target 1 for
   photos without an alpha channel (a real capture has a surface behind every pixel) and the
   alpha mask where there is one. It only raises pixels that show next to no surface, and
@@ -18,8 +18,8 @@ import torch
 from scene.plugins import TrainingPlugin
 
 # The term's goal for alpha: a little above ALPHA_SOLID (0.5, "shows a surface"). A goal of 1
-# also pushed the soft edges the photos want half-transparent and cost beer_can 0.2-0.5 dB
-# (bench/RESULTS.md).
+# also pushed the soft edges the photos want half-transparent and cost PSNR (bench/RESULTS.md,
+# semantic guidance fifth pass).
 COVERED_ALPHA = 0.6
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scene.strategies.regions import project_points, unproject_pixels
+from utils.general_utils import seeded_generator
+from utils.graphics_utils import project_points, unproject_pixels
 from semantic.views import camera_to_world
 
 NEIGHBOURS = 6          # training cameras compared per view
@@ -161,20 +162,23 @@ def sweep_range(focus_depth: Optional[float], depth: torch.Tensor, alpha: torch.
 @torch.no_grad()
 def seed_points(view, mask: torch.Tensor, alpha: torch.Tensor, depth: torch.Tensor,
                 photo: Optional[torch.Tensor], cameras: Sequence, focus_depth: Optional[float],
-                limit: int, reseed_solid: bool, textureless: str = "none"):
+                limit: int, reseed_solid: bool, textureless: str = "none",
+                generator: Optional[torch.Generator] = None):
     """Pixels of `mask` (H,W bool) to put new Gaussians on, at photo-consistent depths.
 
     A pixel qualifies when its sweep found a depth and the render shows nothing there
     (alpha < 0.5) or, with reseed_solid, shows a surface at a depth that disagrees with it.
     Returns (xs, ys, z, rgb, spacing) for at most `limit` of them (spacing: pixels each new
     Gaussian stands for), or None when nothing qualifies. rgb is the photo's colour, or the
-    neighbours' mean colour at that depth for a novel view (photo None)."""
+    neighbours' mean colour at that depth for a novel view (photo None). The pixels swept are
+    sampled with `generator` (None: one seeded with 0)."""
     rng = sweep_range(focus_depth, depth, alpha)
     pix = mask.nonzero()
     if rng is None or limit <= 0 or pix.shape[0] == 0:
         return None
     neighbours = neighbour_views(view, cameras)
-    sample = pix[torch.randperm(pix.shape[0])[:SAMPLE_PIXELS]]  # global RNG: checkpointed
+    order = torch.randperm(pix.shape[0], generator=generator or seeded_generator(0))
+    sample = pix[order[:SAMPLE_PIXELS]]
     ys, xs = sample[:, 0], sample[:, 1]
     span = torch.zeros(ys.shape[0], 2) if textureless != "none" else None
     z, ok, colour = photo_consistent_depth(view, xs, ys, neighbours, photo, *rng,

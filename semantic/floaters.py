@@ -9,7 +9,8 @@ recognisable without any photo of the novel view:
     the capture that 3DGS already uses to scale learning rates).
 Real surfaces near the cameras are seen from many views, and distant, rarely seen background
 is not near any camera, so both are kept. On the shared 360-degree captures, pruning these
-from finished runs (no further training) raised test PSNR by 0.1 to 1.0 dB (bench/RESULTS.md).
+from finished runs (no further training) raised test PSNR (bench/RESULTS.md, semantic guidance
+second pass).
 
 They are pruned everywhere, not only inside the regions a proposer returns: floaters hug
 single cameras, so the few novel views of one analysis meet only some of them. Guidance prunes

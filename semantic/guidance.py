@@ -19,22 +19,21 @@ import os
 import time
 from typing import List, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from scene.plugins import TrainingPlugin
 from scene.strategies.multiview import sample_views, spread_iterations, view_consistent_prune
-from scene.strategies.regions import SPAWN_OPACITY, add_regions, spawn_pixels
-from semantic.depth_prior import seed_points
 from semantic import visualize
 from semantic.completion import completion_plugin
 from semantic.floaters import prune_floaters
+from semantic.growth import RegionGrowth, grow
 from semantic.proposers import ErrorProposer, Observation, QwenProposer
 from semantic.schedule import REFINE, PhaseSchedule, resolve_caps
 from semantic.views import analysis_views, capture_focus
 from utils.errors import UserError
+from utils.general_utils import seeded_generator
 from utils.graphics_utils import ALPHA_SOLID
 from utils.io_utils import atomic_write_json
 
@@ -42,8 +41,6 @@ from utils.io_utils import atomic_write_json
 # --densify_until_iter) and can refill what they hid; pruning first in phase 3 left holes
 # that nothing refilled (bench/RESULTS.md).
 FLOATER_PHASES = ("phase2", "phase3")
-SEED_PHASES = ("phase2", "phase3")  # where --spawn_depth photo places new Gaussians
-PIXELS_PER_SPAWN = 9   # at most one new Gaussian per 3x3 pixels of empty region
 
 
 def make_proposer(args, device: torch.device):
@@ -149,14 +146,46 @@ class SemanticGuidance(TrainingPlugin):
     # -- one analysis -------------------------------------------------------------------
     @torch.no_grad()
     def analyse(self, trainer, iteration: int, phase) -> dict:
-        """One analysis: prune floaters (phases 2-3), render the phase's views, ask the
-        proposer for regions, grow Gaussians in them (seed, densify, spawn), and save the
-        record and what was added to <model>/regions/iter_<N>/."""
-        g, strategy, scorer = trainer.gaussians, trainer.strategy, trainer.scorer
-        dev = g.get_xyz.device
+        """One analysis, in three steps: observe (prune floaters in phases 2-3, render the
+        phase's views), propose (the proposer's regions per view), apply (seed, densify and
+        spawn in them); then save the record and what was added to regions/iter_<N>/."""
         t0 = time.perf_counter()
-        n0 = g.num_points
+        n0 = trainer.gaussians.num_points
         floaters = self.prune_floaters(trainer) if phase.name in FLOATER_PHASES else 0
+        views, pkgs, observations = self.observe(trainer, iteration, phase)
+        t_render = time.perf_counter() - t0
+        results = self.proposer.propose(observations, phase.name)
+        t_propose = time.perf_counter() - t0 - t_render
+        per_view, added = self.apply(trainer, iteration, phase, views, pkgs, observations,
+                                     results)
+        record = {"iteration": iteration, "phase": phase.name, "views": per_view,
+                  "gaussians_before": n0, "gaussians_after": trainer.gaussians.num_points,
+                  "densified": sum(v["densified"] for v in per_view),
+                  "spawned": sum(v["spawned"] for v in per_view),
+                  "seeded": sum(v["seeded"] for v in per_view), "pruned": floaters,
+                  "render_s": round(t_render, 4), "propose_s": round(t_propose, 4),
+                  "total_s": round(time.perf_counter() - t0, 4)}
+        folder = visualize.region_dir(trainer.dataset.model_path, iteration)
+        if self.args.save_region_vis:
+            for obs, res in zip(observations, results):
+                visualize.save_view_images(folder, obs, res)
+        added.save(folder)
+        visualize.write_record(folder, record)
+        self.records.append(record)
+        if not trainer.cfg.quiet:
+            tqdm.write(f"[ITER {iteration}] {phase.name}: {sum(len(r.boxes) for r in results)} "
+                       f"boxes in {len(results)} views, +{record['densified']} densified, "
+                       f"+{record['spawned']} spawned, +{record['seeded']} seeded, "
+                       f"-{record['pruned']} pruned "
+                       f"({record['total_s']:.1f} s)")
+        return record
+
+    def observe(self, trainer, iteration: int, phase):
+        """The phase's views (training views, or novel ones in phase 3 whose target is the
+        render with its holes filled by the colours around them), their renders and the
+        proposer's Observations (render, alpha, photo, depth, the focus depth)."""
+        g, scorer = trainer.gaussians, trainer.scorer
+        dev = g.get_xyz.device
         views = analysis_views(phase.name, trainer.scene.getTrainCameras(),
                                trainer.scene.getTestCameras(), self.args.semantic_num_samples,
                                self.args.seed, iteration, self.args.phase3_views)
@@ -177,119 +206,30 @@ class SemanticGuidance(TrainingPlugin):
                                 torch.zeros_like(alpha))
             observations.append(Observation(name, pkg["render"], alpha, target, depth,
                                             self.focus_depth(view)))
-        t_render = time.perf_counter() - t0
-        results = self.proposer.propose(observations, phase.name)
-        t_propose = time.perf_counter() - t0 - t_render
+        return views, pkgs, observations
 
+    def apply(self, trainer, iteration: int, phase, views, pkgs, observations, results):
+        """Grow Gaussians in each view's regions (semantic/growth.py), protected until
+        iteration + --prune_protection. Returns the per-view summaries and the added rows."""
+        g, strategy, scorer = trainer.gaussians, trainer.strategy, trainer.scorer
+        growth = RegionGrowth(self.args, trainer.scene.getTrainCameras())
+        generator = seeded_generator(self.args.seed, iteration)  # the pixels seeded and spawned
         per_view = []
         until = iteration + self.schedule.prune_protection
         new_rows = visualize.AddedGaussians(g)
         for vi, (view, pkg, obs, res) in enumerate(zip(views, pkgs, observations, results)):
-            seeded = self.seed(strategy, g, view, obs, res.mask, phase, trainer, until)
+            seeded = growth.seed(strategy, g, view, obs, res.mask, phase, until, generator)
             if seeded:  # the view changed: grow from what it shows now
                 new_rows.note("seeded", vi, g.num_points - seeded)
                 pkg = scorer.render(view, g)
-            added = self.grow(strategy, g, view, pkg, res.mask, phase.max_points - seeded, scorer,
-                              self.args.region_min_priority, until,
-                              self.spawn_opacity(phase), spawn_first=self.fills_holes(phase),
-                              on_added=lambda mode, first, vi=vi: new_rows.note(mode, vi, first))
+            added = grow(strategy, g, view, pkg, res.mask, phase.max_points - seeded, scorer,
+                         self.args.region_min_priority, until, growth.spawn_opacity(phase),
+                         spawn_first=growth.fills_holes(phase),
+                         on_added=lambda mode, first, vi=vi: new_rows.note(mode, vi, first),
+                         generator=generator)
             per_view.append(dict(res.summary(), seeded=seeded, camera=visualize.view_pose(view),
                                  **added))
-        record = {"iteration": iteration, "phase": phase.name, "views": per_view,
-                  "gaussians_before": n0, "gaussians_after": g.num_points,
-                  "densified": sum(v["densified"] for v in per_view),
-                  "spawned": sum(v["spawned"] for v in per_view),
-                  "seeded": sum(v["seeded"] for v in per_view), "pruned": floaters,
-                  "render_s": round(t_render, 4), "propose_s": round(t_propose, 4),
-                  "total_s": round(time.perf_counter() - t0, 4)}
-        folder = visualize.region_dir(trainer.dataset.model_path, iteration)
-        if self.args.save_region_vis:
-            for obs, res in zip(observations, results):
-                visualize.save_view_images(folder, obs, res)
-        new_rows.save(folder)
-        visualize.write_record(folder, record)
-        self.records.append(record)
-        if not trainer.cfg.quiet:
-            tqdm.write(f"[ITER {iteration}] {phase.name}: {sum(len(r.boxes) for r in results)} "
-                       f"boxes in {len(results)} views, +{record['densified']} densified, "
-                       f"+{record['spawned']} spawned, +{record['seeded']} seeded, "
-                       f"-{record['pruned']} pruned "
-                       f"({record['total_s']:.1f} s)")
-        return record
-
-    def seed(self, strategy, model, view, obs, mask: np.ndarray, phase, trainer,
-             protect_until: int = 0) -> int:
-        """Phases 2 and 3 with --spawn_depth photo: new Gaussians at photo-consistent depths
-        (semantic/depth_prior.py) on masked pixels the view shows empty; phase 2 also on
-        background it shows at a depth the photos disagree with (a wall rendered in front of
-        where it is fits its own photo and smears in every other view). Returns how many."""
-        if self.args.spawn_depth != "photo" or phase.name not in SEED_PHASES:
-            return 0
-        limit = phase.max_points
-        cap = strategy.budget(model)
-        limit = limit if cap is None else min(limit, cap)
-        picked = seed_points(view, torch.as_tensor(mask, dtype=torch.bool), obs.alpha, obs.depth,
-                             obs.target, trainer.scene.getTrainCameras(), obs.focus_depth,
-                             limit, reseed_solid=phase.name == "phase2",
-                             textureless=self.args.textureless_depth)
-        if picked is None:
-            return 0
-        xs, ys, z, rgb, spacing = picked
-        first = model.num_points
-        dev = model.get_xyz.device
-        # Re-seeded surfaces start as fresh points; seeds in empty pixels as hole fills.
-        empty = obs.alpha.cpu()[ys, xs] < ALPHA_SOLID
-        opacity = torch.where(empty, self.spawn_opacity(phase), SPAWN_OPACITY).to(dev)
-        n = spawn_pixels(model, view, xs.to(dev), ys.to(dev), z, rgb, spacing, opacity)
-        if protect_until > 0 and n:
-            strategy.protect(model, first, protect_until)
-        return n
-
-    def fills_holes(self, phase) -> bool:
-        """Whether this phase's new Gaussians in empty pixels are hole fills (--hole_opacity,
-        spawned before densifying). Phase 3: novel-view holes no training photo may ever
-        train. Phase 2 with --background_holes fill: background a training view renders
-        empty; where its photo is dark, black background already matches it, so nothing in
-        the loss would ever raise a fresh point's opacity there."""
-        return phase.name == "phase3" or (phase.name == "phase2"
-                                          and self.args.background_holes == "fill")
-
-    def spawn_opacity(self, phase) -> float:
-        """At the usual 0.1, a hole fill would never make its hole opaque, and would fall to
-        the first opacity prune."""
-        return self.args.hole_opacity if self.fills_holes(phase) else SPAWN_OPACITY
-
-    @staticmethod
-    def grow(strategy, model, view, pkg, mask: np.ndarray, budget: int, scorer,
-             min_priority: float = 0.0, protect_until: int = 0,
-             spawn_opacity: float = SPAWN_OPACITY, spawn_first: bool = False,
-             on_added=None) -> dict:
-        """Densify the covered part of the mask and spawn in its empty part, `budget` in all.
-        The budget is shared in proportion to the two parts' areas, or with spawn_first the
-        empty part takes what it needs first (spawning at most one Gaussian per
-        PIXELS_PER_SPAWN empty pixels); what one part leaves goes to the other.
-        on_added(mode, first_row) hears of the rows each step adds (see add_regions)."""
-        hear = {} if on_added is None else {"on_added": on_added}
-        mask_t = torch.as_tensor(mask, dtype=torch.bool)
-        empty = (pkg["alpha"][0] < ALPHA_SOLID).cpu()
-        spawn_mask, dense_mask = mask_t & empty, mask_t & ~empty
-        n_mask = int(mask_t.sum())
-        out = {"densified": 0, "spawned": 0}
-        if n_mask == 0 or budget <= 0:
-            return out
-        n_empty = int(spawn_mask.sum())
-        spawn_cap = n_empty // PIXELS_PER_SPAWN
-        spawn_share = min(spawn_cap, budget if spawn_first else round(budget * n_empty / n_mask))
-        if bool(dense_mask.any()):
-            out["densified"] = add_regions(strategy, model, [view], [dense_mask],
-                                           budget - spawn_share, "densify", scorer,
-                                           min_priority, protect_until, **hear)["densified"]
-        spawn_budget = min(spawn_cap, budget - out["densified"])
-        if spawn_budget > 0:
-            out["spawned"] = add_regions(strategy, model, [view], [spawn_mask], spawn_budget,
-                                         "spawn", scorer, protect_until=protect_until,
-                                         spawn_opacity=spawn_opacity, **hear)["spawned"]
-        return out
+        return per_view, new_rows
 
     def focus_depth(self, view) -> Optional[float]:
         """View-space depth of the cameras' focus point (None: no focus, or behind)."""

@@ -47,3 +47,25 @@ def test_spawned_opacity_is_the_callers_choice():
                 spawn_opacity=0.8)
     op = g.get_opacity.detach()[1:, 0]
     torch.testing.assert_close(op, torch.tensor([0.1] * 5 + [0.8] * 5), atol=1e-5, rtol=0)
+
+
+def test_spawning_draws_from_its_own_generator_never_the_global_rng():
+    """Region spawning samples its pixels from the caller's seeded generator: the same seed
+    and key give the same Gaussians, another key others, and torch's global RNG (which the
+    training loop's splits and random backgrounds use) is left as it was."""
+    from utils.general_utils import seeded_generator
+
+    def spawned(key):
+        g = model([B], scale=0.6, opacity=0.99)
+        s = strategy("fastgs", g)
+        cam = camera()
+        mask = torch.zeros(H, W, dtype=torch.bool)
+        mask[5:25, 5:25] = True
+        before = torch.get_rng_state()
+        add_regions(s, g, [cam], [mask], budget=5, mode="spawn", scorer=context([cam]),
+                    generator=seeded_generator(3, key))
+        assert torch.equal(torch.get_rng_state(), before)
+        return g.get_xyz.detach()[1:]
+    first = spawned(7)
+    assert first.shape == (5, 3)
+    assert torch.equal(first, spawned(7)) and not torch.equal(first, spawned(8))

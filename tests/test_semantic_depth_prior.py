@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from gaussian_renderer import render
-from scene.strategies.regions import project_points
+from utils.graphics_utils import project_points
 from semantic.depth_prior import _blurred, neighbour_views, photo_consistent_depth, seed_points
 from tests.test_fastgs_strategy import BG, PIPE, H, W, camera, model
 
@@ -101,7 +101,7 @@ def test_seeding_picks_empty_or_misplaced_pixels_within_the_limit():
         if not reseed:
             assert bool((ys < H // 2).all())
     # What is placed back-projects onto the plane, where every camera sees it.
-    from scene.strategies.regions import unproject_pixels
+    from utils.graphics_utils import unproject_pixels
     pts = unproject_pixels(view, xs, ys, z)
     assert pts[:, 2].abs().median() < 0.15
     uv, zc = project_points(cams[0], pts)
@@ -110,7 +110,7 @@ def test_seeding_picks_empty_or_misplaced_pixels_within_the_limit():
 
 def test_guidance_seeds_on_the_plane_within_the_cap_and_protects_what_it_adds():
     import types
-    from semantic.guidance import SemanticGuidance
+    from semantic.growth import RegionGrowth
     from semantic.proposers import Observation
     from semantic.schedule import Phase
     from tests.test_fastgs_strategy import fastgs
@@ -118,16 +118,15 @@ def test_guidance_seeds_on_the_plane_within_the_cap_and_protects_what_it_adds():
     view = cams[2]
     g = model([(5.0, 5.0, 0.0)], scale=0.05)          # one Gaussian, far outside the view
     s = fastgs(g)
-    trainer = types.SimpleNamespace(scene=types.SimpleNamespace(getTrainCameras=lambda: cams))
     args = types.SimpleNamespace(spawn_depth="photo", textureless_depth="none",
                                  background_holes="share", hole_opacity=0.8)
-    guidance = SemanticGuidance(args, proposer=None)
+    guidance = RegionGrowth(args, cams)
     obs = Observation("v2", torch.zeros(3, H, W), torch.zeros(H, W), view.original_image,
                       torch.zeros(H, W), focus_depth=4.0)
     mask = np.zeros((H, W), bool)
     mask[8:-8, 8:-8] = True
     torch.manual_seed(0)
-    n = guidance.seed(s, g, view, obs, mask, Phase(2, 0, 100, 10, 25), trainer,
+    n = guidance.seed(s, g, view, obs, mask, Phase(2, 0, 100, 10, 25),
                       protect_until=160)
     assert 0 < n <= 25 and g.num_points == 1 + n
     assert g.get_xyz.detach()[1:, 2].abs().median() < 0.15   # on the plane z = 0
@@ -136,12 +135,12 @@ def test_guidance_seeds_on_the_plane_within_the_cap_and_protects_what_it_adds():
     # Hole fills use --hole_opacity: phase 2 with --background_holes fill (the view renders
     # empty here), and phase 3 (novel views: no photo will train what fills their holes).
     guidance.args.background_holes = "fill"
-    k = guidance.seed(s, g, view, obs, mask, Phase(2, 0, 100, 10, 25), trainer)
+    k = guidance.seed(s, g, view, obs, mask, Phase(2, 0, 100, 10, 25))
     assert k > 0 and torch.allclose(g.get_opacity.detach()[-k:, 0], torch.full((k,), 0.8))
     obs.target = None
-    m = guidance.seed(s, g, view, obs, mask, Phase(3, 0, 100, 10, 25), trainer)
+    m = guidance.seed(s, g, view, obs, mask, Phase(3, 0, 100, 10, 25))
     assert m > 0 and torch.allclose(g.get_opacity.detach()[-m:, 0], torch.full((m,), 0.8))
     # Phase 1 never seeds, nor does --spawn_depth render.
-    assert guidance.seed(s, g, view, obs, mask, Phase(1, 0, 100, 10, 25), trainer) == 0
+    assert guidance.seed(s, g, view, obs, mask, Phase(1, 0, 100, 10, 25)) == 0
     guidance.args.spawn_depth = "render"
-    assert guidance.seed(s, g, view, obs, mask, Phase(2, 0, 100, 10, 25), trainer) == 0
+    assert guidance.seed(s, g, view, obs, mask, Phase(2, 0, 100, 10, 25)) == 0

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from scene.cameras import Camera
+from semantic.growth import grow
 from semantic.guidance import SemanticGuidance, fill_colours
 from semantic.proposers import ErrorProposer, Observation
 from semantic.views import capture_focus, novel_views
@@ -243,7 +244,7 @@ def test_novel_views_lie_between_neighbouring_training_cameras(scene):
 
 
 def test_grow_spawns_only_in_empty_pixels_within_budget(monkeypatch):
-    import semantic.guidance as guidance_mod
+    import semantic.growth as guidance_mod
 
     class Strategy:
         def __init__(self):
@@ -260,14 +261,14 @@ def test_grow_spawns_only_in_empty_pixels_within_budget(monkeypatch):
     mask = np.zeros((30, 30), bool)
     mask[:, 10:20] = True  # half over solid pixels, half over empty ones
     s = Strategy()
-    out = SemanticGuidance.grow(s, None, None, {"alpha": alpha}, mask, 20, {})
+    out = grow(s, None, None, {"alpha": alpha}, mask, 20, {})
     (m1, n1, b1), (m2, n2, b2) = s.calls
     assert (m1, n1) == ("densify", 150) and (m2, n2) == ("spawn", 150)
     # spawn: what densify left (17), but at most one per 9 empty pixels (150 // 9 = 16)
     assert b1 == 10 and b2 == 16 and out == {"densified": 3, "spawned": 16}
     # spawn_first (hole fills): the empty part claims its 16 before densification gets 4.
     s.calls = []
-    out = SemanticGuidance.grow(s, None, None, {"alpha": alpha}, mask, 20, {}, spawn_first=True)
+    out = grow(s, None, None, {"alpha": alpha}, mask, 20, {}, spawn_first=True)
     assert [c[2] for c in s.calls] == [4, 16] and out == {"densified": 3, "spawned": 16}
 
 

@@ -52,6 +52,16 @@ def get_expon_lr_func(lr_init, lr_final, lr_delay_steps=0, lr_delay_mult=1.0, ma
     return helper
 
 
+def seeded_generator(seed: int, *keys: int) -> torch.Generator:
+    """A CPU generator determined by (seed, keys): what it draws depends on where it is drawn
+    (e.g. the iteration), not on what ran before, so a resumed run draws the same without any
+    stored RNG state, and no global RNG is touched."""
+    h = int(seed)
+    for k in keys:
+        h = (h * 1_000_003 + int(k)) % (2 ** 63)
+    return torch.Generator().manual_seed(h)
+
+
 def set_seed(seed: int):
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))

@@ -11,6 +11,7 @@ from scene.strategies.base import (BIG_FRACTION, RESET_MARGIN, RESET_OPACITY, St
 from scene.strategies.regions import add_regions
 from scene.strategies.multiview import sample_views, spread_iterations, view_consistent_prune
 from scene.view_scorer import high_error_map
+from utils.general_utils import seeded_generator
 from utils.graphics_utils import ALPHA_SOLID
 
 OPACITY_CLAMP = 0.8       # FastGS caps opacities after every densification event
@@ -139,8 +140,8 @@ class FastGS(Strategy):
     def importance_threshold(self, cameras) -> float:
         """`importance_thresh` counts pixels on ~1-megapixel images (FastGS's setting). On
         smaller images a Gaussian of the same size covers proportionally fewer pixels, so the
-        threshold scales with the mean image area, never up (juicebox at images_2, 192x108:
-        5 -> 0.1; unscaled, 3000 iterations end at 11.7k Gaussians and 23.6 dB test PSNR)."""
+        threshold scales with the mean image area, never up (192x108 images: 5 -> 0.1; what
+        the unscaled threshold costs: bench/RESULTS.md, FastGS from SfM points)."""
         sample = list(cameras)[:32]
         if not sample:
             return self.importance_thresh
@@ -185,9 +186,9 @@ class FastGS(Strategy):
         sampled views, at the back of what each view sees (regions.spawn_in_region).
 
         Clone and split only grow Gaussians where some already are: from 100 random points
-        near the middle of a scene they never reach the walls and sky behind it (juicebox at
-        5000 iterations: a sharp table in front of noise). Once the model covers the views
-        there is nothing left to spawn, so SfM starts are barely touched."""
+        near the middle of a scene they never reach the walls and sky behind it (a sharp table
+        in front of noise: bench/RESULTS.md, FastGS from random points). Once the model
+        covers the views there is nothing left to spawn, so SfM starts are barely touched."""
         if self.uncovered_spawn <= 0:
             return 0
         views = sample_views(scorer.cameras, self.vcd_views, self.seed, iteration + 1)
@@ -198,7 +199,8 @@ class FastGS(Strategy):
             err = high_error_map(pkg["render"], view.original_image.to(dev), self.loss_thresh)
             masks.append((err & (pkg["alpha"][0] < ALPHA_SOLID)).cpu())
         return add_regions(self, model, views, masks, self.uncovered_spawn, mode="spawn",
-                           scorer=scorer)["spawned"]
+                           scorer=scorer,
+                           generator=seeded_generator(self.seed, iteration, 1))["spawned"]
 
     @torch.no_grad()
     def final_prune(self, model, iteration, scorer) -> int:

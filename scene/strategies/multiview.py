@@ -5,6 +5,8 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from utils.general_utils import seeded_generator
+
 
 def sample_views(cameras: Sequence, k: int, seed: int, iteration: int) -> List:
     """k distinct views, drawn from a generator seeded by (seed, iteration): the choice is
@@ -12,8 +14,7 @@ def sample_views(cameras: Sequence, k: int, seed: int, iteration: int) -> List:
     n = len(cameras)
     if n == 0:
         return []
-    gen = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(iteration)) % (2 ** 63))
-    idx = torch.randperm(n, generator=gen)[:min(k, n)]
+    idx = torch.randperm(n, generator=seeded_generator(seed, iteration))[:min(k, n)]
     return [cameras[int(i)] for i in idx]
 
 

@@ -19,6 +19,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from utils.general_utils import seeded_generator
 from utils.graphics_utils import ALPHA_SOLID, project_points, unproject_pixels
 
 MODES = ("densify", "spawn", "both")
@@ -84,15 +85,15 @@ def densify_in_region(strategy, model, view, mask, counts, k: int,
     return added, n_before - int(split.sum())
 
 
-def spawn_in_region(model, view, mask, pkg, m: int,
-                    opacity: float = SPAWN_OPACITY) -> int:
-    """Spawn up to m Gaussians on the rays of sampled masked pixels."""
+def spawn_in_region(model, view, mask, pkg, m: int, opacity: float = SPAWN_OPACITY,
+                    generator: Optional[torch.Generator] = None) -> int:
+    """Spawn up to m Gaussians on the rays of masked pixels sampled with `generator`."""
     pix = mask.nonzero()  # (P,2) as (y, x)
     m = min(m, pix.shape[0])
     if m <= 0:
         return 0
     dev = model.get_xyz.device
-    pick = pix[torch.randperm(pix.shape[0])[:m]].to(dev)  # global torch RNG: checkpointed
+    pick = pix[torch.randperm(pix.shape[0], generator=generator)[:m]].to(dev)
     ys, xs = pick[:, 0], pick[:, 1]
     alpha = pkg["alpha"][0].detach()
     depth_img = pkg["depth"][0].detach() / alpha.clamp_min(1e-6)
@@ -119,7 +120,7 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
                 budget: Union[int, Sequence[int]], mode: str = "both",
                 scorer=None, min_priority: float = 0.0,
                 protect_until: int = 0, spawn_opacity: float = SPAWN_OPACITY,
-                on_added=None) -> dict:
+                on_added=None, generator: Optional[torch.Generator] = None) -> dict:
     """Densify and/or spawn inside each view's mask; returns {"densified": n, "spawned": m}.
 
     budget: new Gaussians allowed per view (an int for all views, or one per view). In "both"
@@ -133,6 +134,8 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
     train them: semantic guidance fills novel-view holes more opaquely).
     on_added: called as on_added(mode, first_row) right after a step adds Gaussians, when
     rows [first_row, model.num_points) are the ones it added (the viewer shows them).
+    generator: draws the spawned pixels (the caller seeds it, e.g. seeded_generator(seed,
+    iteration)); None: a generator seeded with 0.
     """
     if mode not in MODES:
         raise ValueError(f"add_regions: mode must be one of {MODES}, got {mode!r}")
@@ -144,6 +147,7 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
         raise ValueError("add_regions: budgets must be >= 0")
     if scorer is None:
         raise ValueError("add_regions needs the loop's ViewScorer (trainer.scorer)")
+    generator = generator or seeded_generator(0)
     total = {"densified": 0, "spawned": 0}
     for view, mask, b in zip(views, masks, budgets):
         mask = _as_mask(mask, view)
@@ -162,7 +166,8 @@ def add_regions(strategy, model, views: Sequence, masks: Sequence,
             on_added("densify", first_new)
         if mode != "densify":
             first_spawn = model.num_points
-            spawned = spawn_in_region(model, view, mask, pkg, b - done, spawn_opacity)
+            spawned = spawn_in_region(model, view, mask, pkg, b - done, spawn_opacity,
+                                      generator)
             total["spawned"] += spawned
             if spawned and on_added is not None:
                 on_added("spawn", first_spawn)

@@ -21,7 +21,7 @@ from utils.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--iterations", "20", "--checkpoint_iterations", "10", "20", "--save_iterations",
-         "10", "20", "--test_iterations", "99", "--quiet", "--no_tensorboard"]
+         "10", "20", "--test_iterations", "99", "--quiet", "--no_tensorboard", "--disable_viewer"]
 
 
 @pytest.fixture(scope="module")

@@ -69,8 +69,10 @@ def _clone_capture(captured: dict) -> dict:
 
 
 class EditSession:
-    """One edit.py run: `EditSession(cfg).run()` sets up (see the module docstring) and runs
-    the rounds still to do; it returns the training state (training_state.yaml's content)."""
+    """One edit.py run over one --output folder: `EditSession(cfg).run()` loads the trained
+    model, resumes after the last round training_state.yaml names (or after --from_round K;
+    a fresh folder after round 0), runs the rounds still to do up to --rounds (rounds.py),
+    and returns the training state (training_state.yaml's content)."""
 
     def __init__(self, cfg):
         self.cfg = cfg

@@ -28,7 +28,7 @@ from editing import artifacts
 from editing.losses import EditObjective
 from editing.metrics import colour_spread, summarise, view_metrics
 from editing.policies import ModePolicy, restart_position_schedule, set_anchors
-from editing.roi import build_roi
+from editing.roi import RoI, build_roi
 from editing.views import select_views, view_directions
 from scene.sampler import CameraSampler
 from utils.general_utils import set_seed
@@ -67,7 +67,7 @@ class RoundViews:
     seed: int
     first_iteration: int
     gaussians_start: int
-    roi: object
+    roi: RoI
     selection: List[dict]
     masks: Dict[int, torch.Tensor]
     visibility: Dict[int, torch.Tensor]

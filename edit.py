@@ -4,7 +4,8 @@
         [--rounds 3] [--round_iters 2500] [--roi_box VIEW:x1,y1,x2,y2 ...] [--resume]
 
 Rounds of render -> InstructPix2Pix edit -> swap training targets -> optimise -> save; see
-editing/rounds.py for the round and editing/artifacts.py for the output layout.
+editing/session.py for a run, editing/rounds.py for a round and editing/artifacts.py for the
+output layout.
 """
 import sys
 
@@ -16,7 +17,7 @@ def main(argv=None):
     with user_errors_exit("edit.py"):
         from editing.config import resolve_config
         cfg = resolve_config(argv)
-        from editing.rounds import EditSession
+        from editing.session import EditSession
         return EditSession(cfg).run()
 
 

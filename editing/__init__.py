@@ -15,5 +15,7 @@ Modules (one concern each):
   policies   mode policies (restyle / replace / remove) and the edit's gradient statistics
   metrics    per-round metrics (RoI PSNR/SSIM/LPIPS, drift, consistency, CLIP direction)
   artifacts  the output layout, atomic writes, checkpoints, training_state, manifest
-  rounds     the round manager (EditSession): rounds, resume, restart from a round
+  output_folder  where a run starts: fresh, --resume, --from_round (and the folder's tidying)
+  rounds     one round in named steps: prepare views, edit, optimise, score, commit
+  session    the run (EditSession): loads the trained model once, runs the rounds still to do
 """

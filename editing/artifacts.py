@@ -219,3 +219,66 @@ def read_manifest(layout: Layout) -> dict:
 def write_manifest(layout: Layout, manifest: dict):
     manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atomic_write_json(layout.manifest, manifest)
+
+
+def start_manifest(layout: Layout, cfg, *, completed_rounds: int, editor, grounding,
+                   input_iteration: int, input_ply: str, dataset, cameras, device,
+                   editor_load_s: float) -> dict:
+    """The run's manifest.json, written at the start of every run: what was edited (the input
+    model and its PLY's hash), how (instruction, editor, diffusion, seeds, RoI), with what
+    (model files' hashes, package versions), and the committed rounds of earlier runs."""
+    old = read_manifest(layout)
+    models = old.get("models", {})
+    manifest = {
+        "instruction": cfg.instruction,
+        "mode": cfg.mode,
+        "editor": editor.describe(),
+        "diffusion": {"steps": cfg.diffusion_steps, "guidance_scale": cfg.guidance_scale,
+                      "image_guidance_scale": cfg.image_guidance_scale,
+                      "size": cfg.diffusion_size},
+        "seeds": {"seed": cfg.seed, "round_seed": "seed + 1000 * round",
+                  "diffusion_seed": "round_seed + view"},
+        "input_model": {"path": os.path.abspath(cfg.model_path),
+                        "iteration": input_iteration,
+                        "ply": os.path.abspath(input_ply),
+                        "ply_sha256": sha256_file(input_ply),
+                        "source_path": dataset.source_path,
+                        "images": dataset.images},
+        "views": {str(i): c.image_name for i, c in enumerate(cameras)},
+        "roi": {"prompt": cfg.roi_prompt, "boxes": cfg.roi_box, "polygons": cfg.roi_polygon,
+                "points": cfg.roi_points, "grounding": grounding},
+        "models": {
+            "pix2pix": (describe_model(cfg.pix2pix_model, models.get("pix2pix"))
+                        if cfg.editor == "pix2pix" else None),
+            "clip": describe_model(cfg.clip_model, models.get("clip")),
+            "qwen": describe_model(cfg.qwen_model_path, models.get("qwen"))
+            if cfg.roi_prompt else None,
+        },
+        "packages": package_versions(),
+        "device": str(device),
+        "editor_load_s": round(editor_load_s, 3),
+        "rounds_planned": cfg.rounds,
+        "round_iters": cfg.round_iters,
+        "refine_iters": cfg.refine_iters,
+        "created": old.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        # Only committed rounds: a round killed after its manifest update is not one.
+        "rounds": [e for e in old.get("rounds", []) if e["round"] <= completed_rounds],
+    }
+    write_manifest(layout, manifest)
+    return manifest
+
+
+def manifest_round(cfg, r: int, seed: int, views, diffusion_seeds: dict, first: int, last: int,
+                   gaussians: int, timings: dict) -> dict:
+    """Round r's entry in manifest.json: its seeds, views, iterations and size."""
+    return {"round": r, "seed": seed, "views": views,
+            "diffusion_seeds": {str(v): s for v, s in diffusion_seeds.items()},
+            "iterations": {"first": first, "last": last,
+                           "optimisation": cfg.round_iters, "refine": cfg.refine_iters},
+            "gaussians": gaussians, "timings_s": timings}
+
+
+def replace_round(entries: list, entry: dict) -> list:
+    """A per-round list (manifest or training state) with `entry` as its last round: entries
+    of that round or later (a discarded branch, a round redone) are dropped."""
+    return [e for e in entries if e["round"] < entry["round"]] + [entry]

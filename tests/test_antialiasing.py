@@ -97,7 +97,7 @@ def test_antialiasing_is_saved_in_cfg_args_and_used_by_render_and_edit(tmp_path,
     back (render.py without typing it again), and a render honours it."""
     import render
     from arguments import read_cfg_args
-    from editing.rounds import load_trained_setup
+    from editing.session import load_trained_setup
     import train
     parser, _ = train.build_parser()
     args = parser.parse_args(["-s", str(tmp_path), "-m", str(tmp_path / "m"), "--antialiasing"])

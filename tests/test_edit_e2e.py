@@ -237,6 +237,36 @@ def test_locality_of_a_boxed_deterministic_edit(straight):
     assert m1["roi"]["gaussians_in_roi"] > 0 and not m1["roi"]["whole_image"]
 
 
+# ------------------------------------------------------------------ the training log
+
+EDIT_TERMS = ("roi_photo", "roi_dssim", "preserve", "opacity", "consistency", "position", "scale")
+
+
+def test_training_log_has_the_edit_terms_and_round_labels(trained, tmp_path):
+    """Each of the edit objective's terms gets a term_* column; per row they add up to the
+    loss; rows are labelled by round and by refinement."""
+    import csv
+    out = str(tmp_path / "log")
+    edit(["-m", trained, "--output", out, *RECOLOR, "--rounds", "2", "--round_iters", "6",
+          "--refine_iters", "3", "--roi_box", BOX])
+    with open(os.path.join(out, "training_log.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = [f"term_{t}" for t in EDIT_TERMS]
+    assert set(columns) <= set(rows[0])
+    # Every value is written with 6 decimals, so the rounded terms and the rounded loss
+    # differ by at most half a unit in the last place each.
+    tolerance = (len(columns) + 1) * 0.5e-6 + 1e-9
+    for row in rows:
+        total = sum(float(row[c]) for c in columns)
+        assert abs(total - float(row["loss"])) <= tolerance, row
+    assert any(float(row["term_preserve"]) > 0 for row in rows)
+    phases = [(int(row["iteration"]), row["phase"]) for row in rows]
+    assert phases == ([(i, "round_1") for i in range(1, 7)] +
+                      [(i, "refine_1") for i in range(7, 10)] +
+                      [(i, "round_2") for i in range(10, 16)] +
+                      [(i, "refine_2") for i in range(16, 19)])
+
+
 # ------------------------------------------------------------------ modes and prompt RoI
 
 @pytest.mark.parametrize("mode", ["replace", "remove"])

@@ -15,6 +15,8 @@ import math
 
 import torch
 
+from semantic.config import SemanticConfig
+
 # The term's goal for alpha: a little above ALPHA_SOLID (0.5, "shows a surface"). A goal of 1
 # also pushed the soft edges the photos want half-transparent and cost beer_can 0.2-0.5 dB
 # (bench/RESULTS.md).
@@ -36,7 +38,7 @@ class CoverageTerm:
         return self.weight * (COVERED_ALPHA * target - alpha).clamp_min(0).mean()
 
 
-def attach_completion(trainer, args, window):
+def attach_completion(trainer, args: SemanticConfig, window):
     """Wire the completion flags into the trainer; `window` is phase 2's (start, end] or None."""
     if window is None:
         return

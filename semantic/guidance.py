@@ -28,9 +28,10 @@ from scene.strategies.regions import ALPHA_SOLID, SPAWN_OPACITY, spawn_pixels
 from semantic.depth_prior import seed_points
 from semantic import visualize
 from semantic.completion import attach_completion
+from semantic.config import SemanticConfig
 from semantic.floaters import prune_floaters
 from semantic.proposers import ErrorProposer, Observation, QwenProposer
-from semantic.schedule import REFINE, PhaseSchedule, resolve_caps
+from semantic.schedule import REFINE, PhaseSchedule
 from semantic.views import analysis_views, capture_focus
 from utils.errors import UserError
 from utils.io_utils import atomic_write_json
@@ -43,7 +44,7 @@ SEED_PHASES = ("phase2", "phase3")  # where --spawn_depth photo places new Gauss
 PIXELS_PER_SPAWN = 9   # at most one new Gaussian per 3x3 pixels of empty region
 
 
-def make_proposer(args, device: torch.device):
+def make_proposer(args: SemanticConfig, device: torch.device):
     """None (plain training), ErrorProposer or QwenProposer, from the semantic flags."""
     kind = args.region_proposer or ("qwen" if args.qwen_model_path else "")
     if not kind or kind == "none":
@@ -78,7 +79,7 @@ def fill_colours(render_black: torch.Tensor, alpha: torch.Tensor) -> torch.Tenso
 
 
 class SemanticGuidance:
-    def __init__(self, args, proposer):
+    def __init__(self, args: SemanticConfig, proposer):
         self.args = args
         self.proposer = proposer
         self.schedule: Optional[PhaseSchedule] = None
@@ -87,8 +88,6 @@ class SemanticGuidance:
 
     # -- wiring -------------------------------------------------------------------------
     def attach(self, trainer):
-        resolve_caps(self.args, trainer.scene.getTrainCameras(),
-                     getattr(self.proposer, "default_caps", None))
         self.schedule = PhaseSchedule.from_args(self.args,
                                                 trainer.strategy.opacity_reset_iterations())
         self.focus = capture_focus(trainer.scene.getTrainCameras())

@@ -5,6 +5,8 @@ from typing import List, Optional
 import torch
 
 from scene.strategies import regions
+from utils.flag_fields import flag
+from utils.ranges import ITERATIONS_MAX, POINTS_MAX, Int, fraction, iteration
 
 
 @dataclass
@@ -12,12 +14,27 @@ class Strategy:
     """Base for densification strategies.
 
     cameras_extent: scene radius used for the world-size tests.
+    densification_interval, opacity_reset_interval, densify_from_iter, densify_until_iter,
+        min_opacity: the densification schedule and prune threshold every strategy shares
+        (their flags are declared here, once; a strategy redeclares a field only to change
+        its default, as densification_interval, whose flag value 0 means that default).
     max_gaussians: hard cap on the number of Gaussians (0 = none); densification never
         exceeds it, the highest-scoring candidates win.
     total_iterations: length of the run (0 = unknown); lets schedules avoid its very end.
+
+    A field declared with `flag` is also the command-line flag `--<name>` (train.py's
+    Densification Parameters are generated from the strategies' fields).
     """
     cameras_extent: float = 1.0
-    max_gaussians: int = 0
+    densification_interval: int = flag(
+        0, "densify every N iterations (0 = the strategy's default: fastgs iterations/60 "
+           "within [100, 500], 3dgs 100)", iteration())
+    opacity_reset_interval: int = flag(3000, None, Int(1, ITERATIONS_MAX))
+    densify_from_iter: int = flag(500, None, iteration())
+    densify_until_iter: int = flag(15_000, None, iteration())
+    min_opacity: float = flag(0.005, None, fraction())
+    max_gaussians: int = flag(0, "hard cap on the number of Gaussians (0 = no cap)",
+                              Int(0, POINTS_MAX))
     total_iterations: int = 0
     state: dict = field(default_factory=dict, repr=False)
 

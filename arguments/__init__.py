@@ -6,9 +6,9 @@ semantic.py (Semantic Guidance Parameters), checks.py (choices and combinations)
 (numeric ranges, CliParser), combined.py (render.py's flags over a saved cfg_args) and
 resolve.py (every default of a run resolved before cfg_args is written).
 """
-from arguments.checks import check_args, check_semantic_args
+import importlib
+
 from arguments.combined import get_combined_args, read_cfg_args
-from arguments.densification import DensificationParams
 from arguments.groups import GroupParams, ParamGroup, fill_defaults, group_defaults
 from arguments.model import ModelParams
 from arguments.optimization import OptimizationParams
@@ -24,3 +24,15 @@ __all__ = ["check_args", "check_semantic_args", "get_combined_args", "read_cfg_a
            "ITERATIONS_MAX", "POINTS_MAX", "SH_DEGREE_MAX", "Bounded", "CliParser", "Float",
            "Int", "check_values", "fraction", "iteration", "learning_rate", "non_negative",
            "seed", "PHASE_NAMES", "SemanticParams"]
+
+# The Densification Parameters are generated from the strategies' dataclasses, and the checks
+# name the strategies: importing those loads scene/ and torch. They load on first use, so that
+# `arguments.ranges` (edit.py's, view.py's flags) stays quick to import: a bad flag costs no time.
+LAZY = {"DensificationParams": "arguments.densification", "check_args": "arguments.checks",
+        "check_semantic_args": "arguments.checks"}
+
+
+def __getattr__(name):
+    if name in LAZY:
+        return getattr(importlib.import_module(LAZY[name]), name)
+    raise AttributeError(f"module 'arguments' has no attribute {name!r}")

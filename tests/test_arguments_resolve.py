@@ -135,13 +135,14 @@ def demo_scene(tmp_path_factory):
     return make_scene(tmp_path_factory.mktemp("scene") / "demo", views=6, width=64, height=48)
 
 
-def test_training_view_sizes_are_those_the_scene_loads(demo_scene):
+def test_training_view_sizes_are_those_the_scene_loads(demo_scene, tmp_path):
     from arguments import ModelParams
     from scene import Scene
     from scene.gaussian_model import GaussianModel
     from scene.view_sizes import training_view_sizes
     for r in ("-1", "2", "40"):
-        args = parse(["-s", demo_scene, "-r", r, "--eval", "--llffhold", "3", "-m", "unused"])
+        args = parse(["-s", demo_scene, "-r", r, "--eval", "--llffhold", "3",
+                      "-m", str(tmp_path)])
         dataset = ModelParams(ArgumentParser()).extract(args)
         dataset.data_device = "cpu"
         sizes = training_view_sizes(dataset, 32)
@@ -173,3 +174,16 @@ def test_cfg_args_records_the_resolved_values(demo_scene, tmp_path):
     assert [p["max_points"] for p in phases] == [saved[f"phase{i}_max_points"]
                                                  for i in (1, 2, 3) if saved[f"phase{i}_end"]
                                                  > saved[f"phase{i}_start"]]
+
+
+def test_the_flag_ranges_import_without_torch():
+    """edit.py and view.py parse their flags with arguments.ranges before loading anything:
+    the strategies (and torch) behind the densification group must not load with it."""
+    import subprocess
+    import sys
+    code = ("import sys, arguments.ranges, arguments; "
+            "assert 'torch' not in sys.modules and 'scene' not in sys.modules, 'heavy import'; "
+            "arguments.DensificationParams; assert 'scene.strategies' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr

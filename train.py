@@ -56,18 +56,19 @@ def main(argv=None):
     with user_errors_exit("train.py"):
         args = parser.parse_args(argv)
         check_args(args)
-        from arguments.resolve import SIZE_SAMPLE_VIEWS, resolve_run_config
-        from scene.trainer import Trainer, TrainConfig, open_tensorboard
-        from scene.view_sizes import training_view_sizes
-        # Every default resolved before cfg_args is written and the scene loads (the image
-        # sizes come from the files' headers); nothing changes the flags afterwards.
-        run = resolve_run_config(args, training_view_sizes(lp.extract(args), SIZE_SAMPLE_VIEWS))
-        args = run.args
         live = None
         if args.viewer:  # first: a taken port costs no time
             from viewer.live import LiveViewer
             live = LiveViewer(args.viewer_host, args.viewer_port, args.viewer_refresh,
                               quiet=args.quiet)
+        from arguments.resolve import SIZE_SAMPLE_VIEWS, resolve_run_config
+        from scene.trainer import Trainer, TrainConfig, open_tensorboard
+        from scene.view_sizes import training_view_sizes
+        # Every default resolved before cfg_args is written and the scene loads (the image
+        # sizes come from the files' headers: a missing scene is refused here, at no cost);
+        # nothing changes the flags afterwards.
+        run = resolve_run_config(args, training_view_sizes(lp.extract(args), SIZE_SAMPLE_VIEWS))
+        args = run.args
         ensure_writable_dir(args.model_path)
         if not args.quiet:
             print(f"Output folder: {args.model_path}")

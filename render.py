@@ -4,15 +4,13 @@ Writes <model>/<split>/ours_<N>/{renders,gt}/<index>.png as the reference codeba
 alpha/<index>.png (accumulated opacity, 8-bit grey) from which metrics.py reports coverage.
 """
 import os
-from argparse import ArgumentParser
-
 import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
 from arguments import (CliParser, Int, ModelParams, PipelineParams, check_args,
-                       get_combined_args)
+                       fill_defaults, get_combined_args)
 from arguments.ranges import ITERATIONS_MAX
 from utils.errors import UserError, user_errors_exit
 from utils.io_utils import atomic_path, guarded_write
@@ -98,9 +96,7 @@ def main(argv=None):
             raise UserError("-m/--model_path is required")
         if not os.path.isfile(os.path.join(args.model_path, "cfg_args")):
             raise UserError(f"{args.model_path} has no cfg_args: not a trained model folder")
-        for k, v in vars(ModelParams(ArgumentParser())).items():
-            if getattr(args, k.lstrip("_"), None) is None:
-                setattr(args, k.lstrip("_"), v)
+        fill_defaults(args, ModelParams)
         check_args(args)
         if not args.quiet:
             print(f"Rendering {args.model_path}")

@@ -55,20 +55,21 @@ def main(argv=None):
     parser, (lp, op, pp, dp, sp) = build_parser()
     with user_errors_exit("train.py"):
         args = parser.parse_args(argv)
-        args.save_iterations = sorted(set(args.save_iterations) | {args.iterations})
         check_args(args)
-        from scene.strategies import resolve_strategy_defaults
-        from scene.trainer import (Trainer, TrainConfig, default_model_path, open_tensorboard)
-        resolve_strategy_defaults(args)
-        from semantic.schedule import resolve_phase_defaults
-        resolve_phase_defaults(args)
-        if not args.model_path:
-            args.model_path = default_model_path()
         live = None
         if args.viewer:  # first: a taken port costs no time
             from viewer.live import LiveViewer
             live = LiveViewer(args.viewer_host, args.viewer_port, args.viewer_refresh,
                               quiet=args.quiet)
+        from arguments.resolve import SIZE_SAMPLE_VIEWS, resolve_run_config
+        from scene.tb_report import open_tensorboard
+        from scene.trainer import Trainer, TrainConfig
+        from scene.view_sizes import training_view_sizes
+        # Every default resolved before cfg_args is written and the scene loads (the image
+        # sizes come from the files' headers: a missing scene is refused here, at no cost);
+        # nothing changes the flags afterwards.
+        run = resolve_run_config(args, training_view_sizes(lp.extract(args), SIZE_SAMPLE_VIEWS))
+        args = run.args
         ensure_writable_dir(args.model_path)
         if not args.quiet:
             print(f"Output folder: {args.model_path}")
@@ -82,7 +83,7 @@ def main(argv=None):
         from semantic.guidance import SemanticGuidance, make_proposer
         from scene.trainer import resolve_device
         # Before the scene loads: a bad model path costs no time. (The VLM itself loads lazily.)
-        proposer = make_proposer(args, resolve_device(args.device))
+        proposer = make_proposer(run.semantic, resolve_device(args.device))
         torch.autograd.set_detect_anomaly(args.detect_anomaly)
         trainer = Trainer(lp.extract(args), op.extract(args), pp.extract(args),
                           dp.extract(args), cfg, tb)
@@ -99,7 +100,7 @@ def main(argv=None):
         if viewer is not None:
             trainer.add_plugin(viewer)
         if proposer is not None:
-            SemanticGuidance(args, proposer).attach(trainer)
+            SemanticGuidance(run.semantic, proposer).attach(trainer)
         if live is not None:
             live.attach(trainer)
         try:

@@ -13,8 +13,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench_scenes import add_run_args, bench_one, run_env  # noqa: E402
+from scene.strategies import STRATEGIES  # noqa: E402
 
 INITS = {"sfm": "", "random100": "--random_init 100"}
 
@@ -22,7 +24,8 @@ INITS = {"sfm": "", "random100": "--random_init 100"}
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_args(ap, ["juicebox_table", "beer_can"])
-    ap.add_argument("--strategies", nargs="+", default=["fastgs", "3dgs"])
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                    choices=list(STRATEGIES))
     ap.add_argument("--inits", nargs="+", default=list(INITS), choices=list(INITS))
     args = ap.parse_args(argv)
     env = run_env(args)

@@ -20,7 +20,6 @@ from scene.sampler import CameraSampler
 from scene import tb_report
 from scene.exposure import ExposureModel, right_half
 from scene.sparse_adam import optimizer_step
-from scene.tb_report import open_tensorboard  # noqa: F401  (train.py imports it from here)
 from scene.strategies import make_strategy
 from scene.training_log import TrainingLog, truncate_log
 from scene.view_scorer import ViewScorer

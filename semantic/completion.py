@@ -16,6 +16,7 @@ import math
 import torch
 
 from scene.plugins import TrainingPlugin
+from semantic.config import SemanticConfig
 
 # The term's goal for alpha: a little above ALPHA_SOLID (0.5, "shows a surface"). A goal of 1
 # also pushed the soft edges the photos want half-transparent and cost PSNR (bench/RESULTS.md,
@@ -44,7 +45,7 @@ class CompletionPlugin(TrainingPlugin):
                 self.weight * (COVERED_ALPHA * target - alpha).clamp_min(0).mean()}
 
 
-def completion_plugin(args, window):
+def completion_plugin(args: SemanticConfig, window):
     """The completion flags' plugin; `window` is phase 2's (start, end] or None (no phase 2,
     or both flags off: None)."""
     if window is None:

@@ -27,10 +27,11 @@ from scene.plugins import TrainingPlugin
 from scene.strategies.multiview import sample_views, spread_iterations, view_consistent_prune
 from semantic import visualize
 from semantic.completion import completion_plugin
+from semantic.config import SemanticConfig
 from semantic.floaters import prune_floaters
 from semantic.growth import RegionGrowth, grow
 from semantic.proposers import ErrorProposer, Observation, QwenProposer
-from semantic.schedule import REFINE, PhaseSchedule, resolve_caps
+from semantic.schedule import REFINE, PhaseSchedule
 from semantic.views import analysis_views, capture_focus
 from utils.errors import UserError
 from utils.general_utils import seeded_generator
@@ -43,7 +44,7 @@ from utils.io_utils import atomic_write_json
 FLOATER_PHASES = ("phase2", "phase3")
 
 
-def make_proposer(args, device: torch.device):
+def make_proposer(args: SemanticConfig, device: torch.device):
     """None (plain training), ErrorProposer or QwenProposer, from the semantic flags."""
     kind = args.region_proposer or ("qwen" if args.qwen_model_path else "")
     if not kind or kind == "none":
@@ -81,7 +82,7 @@ class SemanticGuidance(TrainingPlugin):
     """Semantic guidance on its phase schedule (the module docstring); `attach` adds it, and
     the completion pressure from phase 2 on, to a Trainer's plugins."""
 
-    def __init__(self, args, proposer):
+    def __init__(self, args: SemanticConfig, proposer):
         self.args = args
         self.proposer = proposer
         self.schedule: Optional[PhaseSchedule] = None
@@ -90,9 +91,7 @@ class SemanticGuidance(TrainingPlugin):
 
     # -- wiring -------------------------------------------------------------------------
     def attach(self, trainer):
-        """Resolve the schedule for this run, write regions/schedule.json and add the plugins."""
-        resolve_caps(self.args, trainer.scene.getTrainCameras(),
-                     getattr(self.proposer, "default_caps", None))
+        """Make the schedule for this run, write regions/schedule.json and add the plugins."""
         self.schedule = PhaseSchedule.from_args(self.args,
                                                 trainer.strategy.opacity_reset_iterations())
         self.focus = capture_focus(trainer.scene.getTrainCameras())

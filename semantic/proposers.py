@@ -237,3 +237,12 @@ class ErrorProposer:
                 res.mask = ~subject
             results.append(res)
         return results
+
+
+PROPOSERS = {"error": ErrorProposer, "qwen": QwenProposer}  # --region_proposer's choices
+
+
+def proposer_default_caps(kind: str) -> Optional[dict]:
+    """phase -> the per-view cap proposer `kind` puts in place of a --phaseN_max_points left
+    at -1 (None: the published caps)."""
+    return getattr(PROPOSERS.get(kind), "default_caps", None)

@@ -5,7 +5,8 @@ completion) 8k-14k, phase 3 (novel-view refinement) 14k-17k, an analysis every 1
 and refinement once `prune_protection` (1k) iterations have passed since the last guided
 densification. A phase flag left at -1 takes that schedule scaled to `--total_iterations`
 (default: `--iterations`), so a 6000-iteration run gets 0-2400 / 2400-4200 / 4200-5100 with an
-analysis every 300.
+analysis every 300 (`phase_defaults`, `phase_caps`: arguments/resolve.py applies them before
+cfg_args is written).
 
 A phase owns the iterations (start, end]; its analyses run at start + k*interval (k >= 1) up to
 end. An analysis that would fall within `settle` (half its phase's interval) iterations after
@@ -78,7 +79,8 @@ class PhaseSchedule:
 
     @classmethod
     def from_args(cls, args, resets: Sequence[int] = ()) -> "PhaseSchedule":
-        """resets: the strategy's opacity-reset iterations (Strategy.opacity_reset_iterations)."""
+        """args: a SemanticConfig (semantic/config.py), or flags with the same names, resolved;
+        resets: the strategy's opacity-reset iterations (Strategy.opacity_reset_iterations)."""
         phases = [Phase(i, getattr(args, f"phase{i}_start"), getattr(args, f"phase{i}_end"),
                         getattr(args, f"phase{i}_interval"), getattr(args, f"phase{i}_max_points"))
                   for i in (1, 2, 3)]
@@ -122,33 +124,39 @@ class PhaseSchedule:
 
 
 REFERENCE_PIXELS = 1_000_000  # the published caps are for ~1-megapixel training images
+CAP_SAMPLE_VIEWS = 32         # caps follow the mean size of the first this many training views
 
 
-def resolve_phase_defaults(args) -> None:
-    """Fill phase windows left at -1 from the published schedule scaled to the run length, so
-    cfg_args records what the run really used. (Caps left at -1 depend on the image size:
-    `resolve_caps`, once the scene is loaded.)"""
+def phase_defaults(args) -> dict:
+    """The values of the phase flags left at -1 (and of --total_iterations left at 0): the
+    published schedule scaled to the run length. arguments/resolve.py records them in cfg_args.
+    (Caps left at -1 depend on the image size: `phase_caps`.)"""
     total = getattr(args, "total_iterations", 0) or args.iterations
-    args.total_iterations = total
+    out = {"total_iterations": total}
     scale = total / PUBLISHED_TOTAL
     for i, (start, end, interval, max_points) in PUBLISHED.items():
         for key, value in (("start", start), ("end", end), ("interval", interval)):
             if getattr(args, f"phase{i}_{key}") < 0:
-                setattr(args, f"phase{i}_{key}", max(1, round(value * scale)) if value else 0)
+                out[f"phase{i}_{key}"] = max(1, round(value * scale)) if value else 0
     if args.prune_protection < 0:
-        args.prune_protection = round(PUBLISHED_PROTECTION * scale)
+        out["prune_protection"] = round(PUBLISHED_PROTECTION * scale)
+    return out
 
 
-def resolve_caps(args, cameras, proposer_caps: Optional[dict] = None) -> None:
-    """--phaseN_max_points left at -1: the proposer's own default (`proposer_caps`, phase ->
-    cap) or else the published per-view cap scaled by the mean image area over 1 megapixel
-    (never up), as FastGS's pixel-count thresholds. A cap counts Gaussians per view; on a
-    192x108 view 2000 would let one analysis double a 10k-Gaussian model."""
-    sample = list(cameras)[:32]
-    pixels = sum(c.image_width * c.image_height for c in sample) / max(1, len(sample))
+def phase_caps(args, image_sizes: Sequence[Tuple[int, int]],
+               proposer_caps: Optional[dict] = None) -> dict:
+    """The values of --phaseN_max_points left at -1: the proposer's own default
+    (`proposer_caps`, phase -> cap) or else the published per-view cap scaled by the mean
+    image area (`image_sizes`: the training views' (width, height), the first
+    CAP_SAMPLE_VIEWS count) over 1 megapixel (never up), as FastGS's pixel-count thresholds.
+    A cap counts Gaussians per view; on a 192x108 view 2000 would let one analysis double a
+    10k-Gaussian model."""
+    sample = list(image_sizes)[:CAP_SAMPLE_VIEWS]
+    pixels = sum(w * h for w, h in sample) / max(1, len(sample))
     scale = min(1.0, pixels / REFERENCE_PIXELS) if sample else 1.0
+    out = {}
     for i, (_, _, _, max_points) in PUBLISHED.items():
         if getattr(args, f"phase{i}_max_points") < 0:
             own = (proposer_caps or {}).get(i)
-            cap = max(1, round(max_points * scale)) if own is None else own
-            setattr(args, f"phase{i}_max_points", cap)
+            out[f"phase{i}_max_points"] = max(1, round(max_points * scale)) if own is None else own
+    return out

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from scene.strategies import STRATEGIES
 from tests.demo_scenes import make_scene
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,7 +50,7 @@ def test_bench_strategies_one_row_per_strategy_and_init(tmp_path):
     rows = [[c.strip() for c in l.strip("|").split("|")] for l in r.stdout.splitlines()
             if l.startswith("| demo |")]
     assert sorted((c[1], c[2]) for c in rows) == sorted(
-        (s, i) for s in ("fastgs", "3dgs") for i in ("sfm", "random100"))
+        (s, i) for s in STRATEGIES for i in ("sfm", "random100"))
     for strategy, init, cells in ((c[1], c[2], c) for c in rows):
         run = out / f"demo_{strategy}_{init}"
         results = json.loads((run / "results.json").read_text())["ours_10"]

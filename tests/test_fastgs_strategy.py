@@ -14,7 +14,7 @@ import torch
 from gaussian_renderer import render
 from scene.cameras import Camera
 from scene.gaussian_model import GaussianModel
-from scene.strategies import FastGS, Vanilla3DGS, make_strategy
+from scene.strategies import STRATEGIES, FastGS, Vanilla3DGS, make_strategy
 from scene.strategies.multiview import sample_views
 from scene.strategies.regions import add_regions
 from scene.view_scorer import ViewScorer, high_error_map
@@ -230,7 +230,7 @@ def in_mask(cam, xyz, mask):
     return ok & mask[px[:, 1].clamp(0, H - 1), px[:, 0].clamp(0, W - 1)]
 
 
-@pytest.mark.parametrize("name", ["fastgs", "3dgs"])
+@pytest.mark.parametrize("name", list(STRATEGIES))
 def test_region_densify_stays_in_mask_and_budget(name):
     g = grid_model()
     s = strategy(name, g, dense=1.0, percent_dense=1.0)  # grid Gaussians count as small: clones
@@ -246,7 +246,7 @@ def test_region_densify_stays_in_mask_and_budget(name):
     assert in_mask(cam, g.get_xyz.detach()[27:], mask).all()
 
 
-@pytest.mark.parametrize("name", ["fastgs", "3dgs"])
+@pytest.mark.parametrize("name", list(STRATEGIES))
 def test_spawned_gaussians_lie_on_masked_rays_with_target_colours(name):
     torch.manual_seed(0)  # pixel sampling uses the global (checkpointed) RNG
     img = torch.rand(3, H, W, generator=torch.Generator().manual_seed(0))

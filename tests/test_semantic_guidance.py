@@ -291,15 +291,14 @@ def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
     """The wiring: guidance builds its schedule from the strategy's own reset iterations and
     leaves FastGS's final prunes on FastGS's schedule (guided Gaussians are protected one by
     one instead)."""
+    from dataclasses import replace
     from types import SimpleNamespace
 
     from scene.strategies import FastGS
-    from tests.test_semantic_schedule import semantic_args
-    from semantic.schedule import resolve_phase_defaults
-    args = semantic_args(["--region_proposer", "error"], iterations=6000)
-    resolve_phase_defaults(args)
-    args.seed = 0
+    from tests.test_arguments_resolve import run_config
     cams = [camera(T=(x, 0.0, 4.0), uid=i) for i, x in enumerate((-1.0, 0.0, 1.0))]
+    args = run_config(["--region_proposer", "error", "--iterations", "6000"],
+                      [(c.image_width, c.image_height) for c in cams]).semantic
     strategy = FastGS(total_iterations=6000, densify_until_iter=4500)
     trainer = SimpleNamespace(scene=SimpleNamespace(getTrainCameras=lambda: cams),
                               dataset=SimpleNamespace(model_path=str(tmp_path)), plugins=[],
@@ -316,9 +315,9 @@ def test_attach_moves_analyses_off_the_strategys_opacity_resets(tmp_path):
     assert sched["opacity_resets"] == [3000]
     assert sched["phases"][1]["analyses"] == [2700, 3150, 3300, 3600, 3900, 4200]
     # The completion flags (tests/test_semantic_completion.py) get phase 2's window.
-    args.completion_background = "phase2"
     trainer.plugins.clear()
-    guidance = SemanticGuidance(args, ErrorProposer()).attach(trainer)
+    guidance = SemanticGuidance(replace(args, completion_background="phase2"),
+                                ErrorProposer()).attach(trainer)
     assert trainer.plugins[0] is guidance
     completion = trainer.plugins[1]
     assert completion.random_background(4200) and not completion.random_background(4201)

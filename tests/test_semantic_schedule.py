@@ -1,10 +1,10 @@
 """Phase schedule arithmetic: windows, intervals, protection, defaults scaled to the run."""
-from argparse import ArgumentParser, Namespace
+from argparse import Namespace
 
 import pytest
 
 from arguments import CliParser, SemanticParams, check_semantic_args
-from semantic.schedule import PhaseSchedule, resolve_caps, resolve_phase_defaults
+from semantic.schedule import PhaseSchedule, phase_caps, phase_defaults
 from utils.errors import UserError
 
 
@@ -13,6 +13,12 @@ def semantic_args(argv=(), iterations=20_000):
     SemanticParams(parser)
     args = parser.parse_args(list(argv))
     args.iterations = iterations
+    return args
+
+
+def resolve_phase_defaults(args):
+    """What arguments/resolve.py does with phase_defaults (on its copy of the flags)."""
+    vars(args).update(phase_defaults(args))
     return args
 
 
@@ -102,27 +108,45 @@ def test_strategies_report_their_opacity_resets():
         assert st.opacity_reset_iterations() == [500, 1000, 2000]
 
 
-class Cam:
-    def __init__(self, w, h):
-        self.image_width, self.image_height = w, h
+def resolve_caps(args, sizes, proposer_caps=None):
+    vars(args).update(phase_caps(args, sizes, proposer_caps))
+    return args
 
 
 def test_caps_scale_with_image_area_never_up():
     args = semantic_args(["--phase3_max_points", "7"])
-    resolve_caps(args, [Cam(500, 500)] * 3)
+    resolve_caps(args, [(500, 500)] * 3)
     assert (args.phase1_max_points, args.phase2_max_points, args.phase3_max_points) == (
         500, 2000, 7)
     args = semantic_args()
-    resolve_caps(args, [Cam(4000, 3000)])
+    resolve_caps(args, [(4000, 3000)])
     assert args.phase2_max_points == 8000
-    # A proposer's own defaults (the error proposer only observes phase 1) yield to the flag.
-    from semantic.proposers import ErrorProposer
+    # The mean area of the first CAP_SAMPLE_VIEWS views counts, not the 33rd's.
     args = semantic_args()
-    resolve_caps(args, [Cam(500, 500)], ErrorProposer.default_caps)
+    resolve_caps(args, [(500, 500), (1000, 1000)] * 16 + [(4000, 3000)])
+    assert args.phase2_max_points == round(8000 * (0.25 + 1.0) / 2)
+    # A proposer's own defaults (the error proposer only observes phase 1) yield to the flag.
+    from semantic.proposers import ErrorProposer, proposer_default_caps
+    assert proposer_default_caps("error") == ErrorProposer.default_caps
+    assert proposer_default_caps("qwen") is None and proposer_default_caps("none") is None
+    args = semantic_args()
+    resolve_caps(args, [(500, 500)], ErrorProposer.default_caps)
     assert (args.phase1_max_points, args.phase2_max_points) == (0, 2000)
     args = semantic_args(["--phase1_max_points", "30"])
-    resolve_caps(args, [Cam(500, 500)], ErrorProposer.default_caps)
+    resolve_caps(args, [(500, 500)], ErrorProposer.default_caps)
     assert args.phase1_max_points == 30
+
+
+def test_resolving_returns_values_and_leaves_the_flags_alone():
+    args = semantic_args(iterations=6000)
+    before = dict(vars(args))
+    assert phase_defaults(args)["phase1_end"] == 2400 and phase_caps(args, [(500, 500)])
+    assert vars(args) == before
+    given = semantic_args(["--phase1_end", "10", "--phase1_max_points", "3",
+                           "--prune_protection", "0"], iterations=6000)
+    assert "phase1_end" not in phase_defaults(given)
+    assert "prune_protection" not in phase_defaults(given)
+    assert "phase1_max_points" not in phase_caps(given, [(500, 500)])
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -149,9 +173,11 @@ def test_bad_semantic_flags_name_the_flag(argv, flag):
     assert flag in str(e.value) and "\n" not in str(e.value)
 
 
-def test_cfg_args_of_a_model_trained_before_a_flag_existed_get_its_default():
-    from argparse import Namespace
+def test_cfg_args_of_a_model_trained_before_a_flag_existed_pass_at_its_default():
     old = Namespace(**{k: v for k, v in vars(semantic_args([])).items()
                        if k != "completion_background"})
-    check_semantic_args(old)   # render.py checks a model's saved flags
-    assert old.completion_background == "fixed"
+    check_semantic_args(old)   # render.py checks a model's saved flags ...
+    assert not hasattr(old, "completion_background")   # ... without changing them
+    old.spawn_depth = "guess"   # a saved bad value is still refused
+    with pytest.raises(UserError, match="--spawn_depth"):
+        check_semantic_args(old)

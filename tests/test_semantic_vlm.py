@@ -167,13 +167,16 @@ def test_guided_training_with_the_fitted_model(fitted_qwen, tmp_path_factory):
 
 
 def test_missing_model_folder_is_one_line_before_training(tmp_path):
-    scene = str(tmp_path / "nothing_needed")
+    # A real scene: train.py reads its image headers (to resolve the size-dependent defaults)
+    # before the model path is checked; nothing is loaded or written before either.
+    scene = make_scene(tmp_path / "scene", views=3, width=16, height=12)
     r = subprocess.run([sys.executable, "train.py", "-s", scene, "-m", str(tmp_path / "m"),
                         "--qwen_model_path", str(tmp_path / "no_model")], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode != 0
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "--qwen_model_path" in lines[0], r.stderr
+    assert not os.path.exists(tmp_path / "m" / "input.ply")   # the scene never loaded
 
 
 def test_folder_without_config_is_refused(tmp_path):

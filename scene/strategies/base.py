@@ -4,6 +4,9 @@ from typing import List, Optional
 
 import torch
 
+from utils.flag_fields import flag
+from utils.ranges import ITERATIONS_MAX, POINTS_MAX, Int, fraction, iteration
+
 RESET_MARGIN = 500      # no opacity reset (or FastGS clamp) this close to the end of a run
 RESET_OPACITY = 0.01    # the 3DGS opacity reset value
 BIG_FRACTION = 0.1      # after the first reset, Gaussians larger than this x extent are pruned
@@ -20,12 +23,27 @@ class Strategy:
     GaussianModel's primitives, and asks the loop's ViewScorer for any render it needs.
 
     cameras_extent: scene radius used for the world-size tests.
+    densification_interval, opacity_reset_interval, densify_from_iter, densify_until_iter,
+        min_opacity: the densification schedule and prune threshold every strategy shares
+        (their flags are declared here, once; a strategy redeclares a field only to change
+        its default, as densification_interval, whose flag value 0 means that default).
     max_gaussians: hard cap on the number of Gaussians (0 = none); densification never
         exceeds it, the highest-scoring candidates win.
     total_iterations: length of the run (0 = unknown); lets schedules avoid its very end.
+
+    A field declared with `flag` is also the command-line flag `--<name>` (train.py's
+    Densification Parameters are generated from the strategies' fields).
     """
     cameras_extent: float = 1.0
-    max_gaussians: int = 0
+    densification_interval: int = flag(
+        0, "densify every N iterations (0 = the strategy's default: fastgs iterations/60 "
+           "within [100, 500], 3dgs 100)", iteration())
+    opacity_reset_interval: int = flag(3000, None, Int(1, ITERATIONS_MAX))
+    densify_from_iter: int = flag(500, None, iteration())
+    densify_until_iter: int = flag(15_000, None, iteration())
+    min_opacity: float = flag(0.005, None, fraction())
+    max_gaussians: int = flag(0, "hard cap on the number of Gaussians (0 = no cap)",
+                              Int(0, POINTS_MAX))
     total_iterations: int = 0
 
     # Flags whose value 0 means "this strategy's default" (e.g. densification_interval).

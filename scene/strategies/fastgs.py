@@ -13,6 +13,8 @@ from scene.strategies.multiview import sample_views, spread_iterations, view_con
 from scene.view_scorer import high_error_map
 from utils.general_utils import seeded_generator
 from utils.graphics_utils import ALPHA_SOLID
+from utils.flag_fields import flag
+from utils.ranges import POINTS_MAX, Int, fraction, non_negative
 
 OPACITY_CLAMP = 0.8       # FastGS caps opacities after every densification event
 PRUNE_FRACTION = 0.5      # share of the low-opacity / oversized candidates removed per event
@@ -49,24 +51,35 @@ class FastGS(Strategy):
     uncovered_spawn: per sampled view and event, at most this many Gaussians are spawned on
         high-error pixels the model leaves transparent (see `spawn_uncovered`).
     """
-    densify_from_iter: int = 500
-    densify_until_iter: int = 15_000
     densification_interval: int = 500
-    opacity_reset_interval: int = 3000
-    min_opacity: float = 0.005
     white_background: bool = False
-    vcd_views: int = 10
-    loss_thresh: float = 0.1
-    importance_thresh: float = 5.0
-    grad_thresh: float = 0.0002
-    grad_abs_thresh: float = 0.0012
-    dense: float = 0.001
-    final_prunes: int = 4
-    final_prune_opacity: float = 0.1
-    final_prune_score: float = 0.9
+    vcd_views: int = flag(10, "fastgs: training views rendered at each densification / pruning "
+                              "event to score Gaussians across views", Int(1, 1000))
+    loss_thresh: float = flag(0.1, "fastgs: a pixel is high-error when its L1 error, min-max "
+                                   "normalised per view, exceeds this", fraction())
+    importance_thresh: float = flag(
+        5.0, "fastgs: densify only Gaussians covering at least this many high-error pixels "
+             "per sampled view (mean), on 1-megapixel images; scaled down with smaller images",
+        non_negative())
+    grad_thresh: float = flag(0.0002, "fastgs: mean view-space gradient for cloning small "
+                                      "Gaussians", non_negative())
+    grad_abs_thresh: float = flag(0.0012, "fastgs: mean absolute (AbsGS) gradient for "
+                                          "splitting large ones", non_negative())
+    dense: float = flag(0.001, "fastgs: fraction of the scene extent separating clone from "
+                               "split", fraction())
+    final_prunes: int = flag(4, "fastgs: pruning events spread evenly between "
+                                "--densify_until_iter and --iterations", Int(0, 1000))
+    final_prune_opacity: float = flag(0.1, "fastgs: those events remove Gaussians below this "
+                                           "opacity", fraction())
+    final_prune_score: float = flag(0.9, "fastgs: ... and those whose multi-view pruning "
+                                         "score exceeds this", fraction())
     final_prune_from: int = 0
-    sparse_points: int = 2000
-    uncovered_spawn: int = 200
+    sparse_points: int = flag(2000, "fastgs: below this many Gaussians (a sparse start such as "
+                                    "--random_init 100) densification runs 5x as often",
+                              Int(0, POINTS_MAX))
+    uncovered_spawn: int = flag(
+        200, "fastgs: per sampled view and densification event, spawn at most this many "
+             "Gaussians on high-error pixels no Gaussian covers (0 = off)", Int(0, POINTS_MAX))
     seed: int = 0
 
     TABLES = ("grad_accum", "abs_grad_accum", "denom")

@@ -5,6 +5,8 @@ import torch
 
 from scene.strategies.base import (BIG_FRACTION, RESET_MARGIN, RESET_OPACITY, Strategy,
                                    periodic_resets)
+from utils.flag_fields import flag
+from utils.ranges import fraction, non_negative
 
 
 @dataclass
@@ -22,13 +24,11 @@ class Vanilla3DGS(Strategy):
         the extent are pruned too. (The reference's screen-size test never fires because its
         statistics are zeroed just before; we omit it and keep the reference's behaviour.)
     """
-    densify_grad_threshold: float = 0.0002
-    percent_dense: float = 0.01
+    densify_grad_threshold: float = flag(
+        0.0002, "3dgs: mean view-space gradient that triggers densification", non_negative())
+    percent_dense: float = flag(
+        0.01, "3dgs: fraction of the scene extent separating clone from split", fraction())
     densification_interval: int = 100
-    densify_from_iter: int = 500
-    densify_until_iter: int = 15_000
-    opacity_reset_interval: int = 3000
-    min_opacity: float = 0.005
     white_background: bool = False
 
     TABLES = ("grad_accum", "denom", "max_radii2D")

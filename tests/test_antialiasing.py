@@ -15,6 +15,8 @@ from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
 from tests.raster_cases import hard_cases, look_at_settings, random_gaussians
 from tests.test_cpu_backends import _check, _run_both
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(params=["torch", "cpp"])
 def backend(request):

@@ -1,13 +1,14 @@
 """bench/bench_scenes.py end to end on a tiny generated scene: it trains, renders, scores and
 prints a table row whose numbers come from the run's own results.json and PLY."""
 import json
-import os
 import subprocess
 import sys
 
-from tests.demo_scenes import make_scene
+import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.demo_scenes import REPO, make_scene
+
+pytestmark = pytest.mark.e2e
 
 
 def test_bench_scenes_row_matches_outputs(tmp_path):

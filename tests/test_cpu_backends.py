@@ -8,6 +8,8 @@ from gaussian_renderer import cpp_backend, torch_backend
 from gaussian_renderer.reference import reference_rasterize
 from tests.raster_cases import look_at_settings, random_gaussians, rasterizer_inputs
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(params=["torch", "cpp"])
 def backend(request):
@@ -144,6 +146,7 @@ def test_viewspace_gradient_is_ndc_scaled_pixel_gradient(backend):
     assert vs[:, 2:].sum() > 0
 
 
+@pytest.mark.e2e  # a minute: too slow for the unit tier
 def test_cpp_matches_torch_on_a_larger_scene_at_any_thread_count():
     """Many Gaussians per tile, several tiles, a metric map: the C++ backend agrees with the
     PyTorch one, and its results are bit-identical for 1 and 2 threads (fixed-order sums)."""

@@ -12,6 +12,8 @@ from gaussian_renderer.reference import reference_rasterize
 from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
 from tests.raster_cases import hard_cases, look_at_settings, random_gaussians, rasterizer_inputs
 
+pytestmark = pytest.mark.unit
+
 CASES = {c[0]: c for c in hard_cases()}
 TOL = 1e-3
 
@@ -26,6 +28,7 @@ def _errors(fn, name, dtype=torch.float32):
     return {k: rel_error(g[k], _fd(name)[k]) for k in PARAMS}
 
 
+@pytest.mark.e2e  # seconds per case: too slow for the unit tier
 @pytest.mark.parametrize("name", list(CASES))
 def test_fd_harness_agrees_with_float64_autograd(name):
     """The yardstick itself: float64 gradients match the finite differences."""

@@ -9,7 +9,9 @@ import torch
 
 from utils.general_utils import inverse_sigmoid
 from semantic.completion import COVERED_ALPHA, CoverageTerm, attach_completion
-from tests.test_train_e2e import TRAIN_FLAGS, demo_scene  # noqa: F401 (fixture)
+from tests.demo_scenes import TRAIN_FLAGS
+
+pytestmark = pytest.mark.unit
 
 
 def test_coverage_term_raises_only_pixels_that_show_next_to_no_surface():

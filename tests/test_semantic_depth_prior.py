@@ -1,12 +1,15 @@
 """Photo-consistent depth (semantic/depth_prior.py): a textured plane's depth is found from
 its photos, a textureless one gets none, and seeding picks only empty or mis-placed pixels."""
 import numpy as np
+import pytest
 import torch
 
 from gaussian_renderer import render
 from scene.strategies.regions import project_points
 from semantic.depth_prior import _blurred, neighbour_views, photo_consistent_depth, seed_points
-from tests.test_fastgs_strategy import BG, PIPE, H, W, camera, model
+from tests.tiny import BG, PIPE, H, W, camera, model
+
+pytestmark = pytest.mark.unit
 
 # Five cameras 0.4 apart along x, looking along +z at the plane z = 0 from view depth 4.
 XS = np.linspace(-0.8, 0.8, 5)

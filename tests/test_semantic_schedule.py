@@ -1,11 +1,13 @@
 """Phase schedule arithmetic: windows, intervals, protection, defaults scaled to the run."""
-from argparse import ArgumentParser, Namespace
+from argparse import Namespace
 
 import pytest
 
 from arguments import CliParser, SemanticParams, check_semantic_args
 from semantic.schedule import PhaseSchedule, resolve_caps, resolve_phase_defaults
 from utils.errors import UserError
+
+pytestmark = pytest.mark.unit
 
 
 def semantic_args(argv=(), iterations=20_000):

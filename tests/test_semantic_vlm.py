@@ -163,7 +163,9 @@ def test_guided_training_with_the_fitted_model(fitted_qwen, tmp_path_factory):
             assert '"bbox_2d"' in v["raw_text"] and v["parse_status"] == "ok"
             assert len(v["boxes"]) == 1
             assert os.path.isfile(os.path.join(folder, v["view"] + "_mask.png"))
-            added += v["densified"] + v["spawned"]
+            new = v["densified"] + v["spawned"] + v["seeded"]
+            assert new <= 50  # --phaseN_max_points: per view and analysis
+            added += new
     assert added > 0
 
 
@@ -172,7 +174,7 @@ def test_missing_model_folder_is_one_line_before_training(tmp_path):
     r = subprocess.run([sys.executable, "train.py", "-s", scene, "-m", str(tmp_path / "m"),
                         "--qwen_model_path", str(tmp_path / "no_model")], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode != 0
+    assert r.returncode == 2  # a user error, as every CLI's
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "--qwen_model_path" in lines[0], r.stderr
 

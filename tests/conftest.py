@@ -8,7 +8,7 @@ tests/demo_scenes.py (procedural scenes, training helpers, the shared captures).
 import pytest
 
 from tests.demo_scenes import make_scene
-from tests.tiny import param_defaults
+from tests.tiny import param_defaults, require_cpp
 
 TIERS = ("unit", "e2e", "captures", "gpu", "cuda_cpu")
 # A test that uses one of these fixtures is in that tier whatever its module's default says.
@@ -64,3 +64,13 @@ def pipe_params():
     from arguments import PipelineParams
     return param_defaults(PipelineParams)
 
+
+# -- renderers -------------------------------------------------------------------------------
+@pytest.fixture(params=["torch", "cpp"])
+def cpu_rasterize(request):
+    """`rasterize` of each CPU backend: the PyTorch oracle, and the C++ rasterizer (skipped,
+    saying why, where it cannot be built)."""
+    from gaussian_renderer import cpp_backend, torch_backend
+    if request.param == "cpp":
+        require_cpp()
+    return {"torch": torch_backend, "cpp": cpp_backend}[request.param].rasterize

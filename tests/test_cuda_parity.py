@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from gaussian_renderer import cuda_backend, torch_backend
-from tests.backend_run import fit, run
+from tests.backend_run import fit, rel_diff, run
 from tests.demo_scenes import REPO, shared_scene
 from bench.bench_grad_accuracy import naive_autograd
 from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
@@ -38,10 +38,6 @@ elif not cuda_backend.is_available():
 pytestmark = pytest.mark.cuda_cpu if EMULATED else pytest.mark.gpu
 GRAD_RTOL = 1e-3
 EMU = "tests.cuda_emu.emulated"
-
-
-def _rel(a, b):
-    return float((a - b).norm() / max(float(b.norm()), 1e-8))
 
 
 def _inputs(g, precomp_colors=False, precomp_cov=False):
@@ -74,7 +70,7 @@ def _parity(settings_kw, g, metric_map=None, **kw):
     assert torch.equal(cu["radii"], ref["radii"])
     assert torch.equal(cu["counts"], ref["counts"])
     for k in ref["grads"]:
-        assert _rel(cu["grads"][k], ref["grads"][k]) < GRAD_RTOL, (k, _rel(cu["grads"][k], ref["grads"][k]))
+        assert rel_diff(cu["grads"][k], ref["grads"][k]) < GRAD_RTOL, (k, rel_diff(cu["grads"][k], ref["grads"][k]))
     return cu, ref
 
 

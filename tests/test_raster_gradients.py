@@ -36,15 +36,11 @@ def test_fd_harness_agrees_with_float64_autograd(name):
     assert max(e.values()) < 5e-5, e
 
 
-@pytest.mark.parametrize("backend", ["torch", "cpp"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_float32_gradients_match_finite_differences(backend, name):
+def test_float32_gradients_match_finite_differences(cpu_rasterize, name):
     """Within 1e-3 relative, or no worse than twice plain float32 autograd where that itself
     cannot reach 1e-3 (see docs/RASTERIZER.md, "Gradient accuracy")."""
-    if backend == "cpp" and not cpp_backend.is_available():
-        pytest.skip("the C++ rasterizer could not be built here (C++ compiler and ninja needed)")
-    fn = {"torch": torch_backend.rasterize, "cpp": cpp_backend.rasterize}[backend]
-    e = _errors(fn, name)
+    e = _errors(cpu_rasterize, name)
     naive = _errors(naive_autograd, name)
     for k in PARAMS:
         assert e[k] <= max(TOL, 2 * naive[k]), (k, e[k], naive[k])

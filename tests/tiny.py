@@ -7,6 +7,7 @@ import types
 from argparse import ArgumentParser
 
 import numpy as np
+import pytest
 import torch
 
 W, H, F = 64, 48, 60.0  # image size and focal length (pixels) of camera()
@@ -69,3 +70,10 @@ def param_defaults(group, **overrides):
             raise KeyError(f"{group.__name__} has no --{key}")
         setattr(values, key, value)
     return values
+
+
+def require_cpp():
+    """Skips, saying why, where the C++ rasterizer cannot be built."""
+    from gaussian_renderer import cpp_backend
+    if not cpp_backend.is_available():
+        pytest.skip("the C++ rasterizer could not be built here (C++ compiler and ninja needed)")

@@ -69,6 +69,7 @@ def test_filter_scales_a_small_splat_by_the_det_ratio(cpu_rasterize):
 FD_SMOOTH = ("needle_40deg", "needles_tilted", "off_centre_edges", "frustum_edge")
 
 
+@pytest.mark.e2e  # float64 finite differences: too slow for the unit tier
 @pytest.mark.parametrize("case", hard_cases(), ids=lambda c: c[0])
 def test_antialiasing_and_invdepth_gradients_on_hard_cases(case):
     kw = dict(antialiasing=True, invdepth=True)

@@ -11,16 +11,11 @@ import pytest
 import torch
 
 from gaussian_renderer import cpp_backend, torch_backend
+from tests.backend_run import assert_matches_reference, run_with_reference
 from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
 from tests.raster_cases import hard_cases, look_at_settings, random_gaussians
-from tests.test_cpu_backends import _check, _run_both
 
-
-@pytest.fixture(params=["torch", "cpp"])
-def backend(request):
-    if request.param == "cpp" and not cpp_backend.is_available():
-        pytest.skip("the C++ rasterizer could not be built here (C++ compiler and ninja needed)")
-    return {"torch": torch_backend, "cpp": cpp_backend}[request.param].rasterize
+pytestmark = pytest.mark.unit
 
 
 def _aa(s):
@@ -28,25 +23,25 @@ def _aa(s):
 
 
 @pytest.mark.parametrize("seed,sh_degree,mult", [(0, 1, 1.0), (3, 2, 0.5)])
-def test_antialiased_scene_matches_reference(backend, seed, sh_degree, mult):
+def test_antialiased_scene_matches_reference(cpu_rasterize, seed, sh_degree, mult):
     """Image, depth, inverse depth, alpha, radii, counts and every gradient (the loss weighs
     the inverse-depth image too) against the float64 brute-force reference."""
     s = _aa(look_at_settings(sh_degree=sh_degree, mult=mult))
     g = random_gaussians(40, seed=seed, sh_degree=sh_degree)
     mm = torch.rand(s.image_height, s.image_width, generator=torch.Generator().manual_seed(1)) > 0.5
-    t, r = _run_both(backend, s, g, metric_map=mm)
+    t, r = run_with_reference(cpu_rasterize, s, g, metric_map=mm)
     assert (r["radii"] > 0).sum() > 10
-    _check(t, r)
+    assert_matches_reference(t, r)
 
 
-def test_antialiased_precomputed_covariances(backend):
+def test_antialiased_precomputed_covariances(cpu_rasterize):
     s = _aa(look_at_settings())
-    t, r = _run_both(backend, s, random_gaussians(30, seed=5), precomp_colors=True,
+    t, r = run_with_reference(cpu_rasterize, s, random_gaussians(30, seed=5), precomp_colors=True,
                      precomp_cov=True)
-    _check(t, r)
+    assert_matches_reference(t, r)
 
 
-def test_filter_scales_a_small_splat_by_the_det_ratio(backend):
+def test_filter_scales_a_small_splat_by_the_det_ratio(cpu_rasterize):
     """An isotropic Gaussian facing the camera at the image centre: its projected variance is
     (f s / z)² px², so the filter scales its peak alpha by v / (v + 0.3) exactly."""
     s = look_at_settings(W=33, H=33, fovx=1.0)
@@ -58,7 +53,7 @@ def test_filter_scales_a_small_splat_by_the_det_ratio(backend):
              colors_precomp=torch.ones(1, 3))
     alphas = []
     for settings in (s, _aa(s)):
-        out = backend(settings, means2D=torch.zeros(1, 4), **g)
+        out = cpu_rasterize(settings, means2D=torch.zeros(1, 4), **g)
         alphas.append(float(out.alpha[0, 16, 16]))
     assert alphas[1] / alphas[0] == pytest.approx(v / (v + 0.3), rel=1e-4)
     assert v / (v + 0.3) < 0.6  # a sub-pixel splat: the filter matters
@@ -74,6 +69,7 @@ def test_filter_scales_a_small_splat_by_the_det_ratio(backend):
 FD_SMOOTH = ("needle_40deg", "needles_tilted", "off_centre_edges", "frustum_edge")
 
 
+@pytest.mark.e2e  # float64 finite differences: too slow for the unit tier
 @pytest.mark.parametrize("case", hard_cases(), ids=lambda c: c[0])
 def test_antialiasing_and_invdepth_gradients_on_hard_cases(case):
     kw = dict(antialiasing=True, invdepth=True)

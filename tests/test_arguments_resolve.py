@@ -16,6 +16,8 @@ from tests.demo_scenes import make_scene
 from utils.errors import UserError
 from utils.flag_fields import flag, flag_fields
 
+pytestmark = pytest.mark.unit
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS_FILE = os.path.join(REPO, "tests", "data", "train_flags.txt")
 # Flags whose sentinel means "the default": none of these values may reach cfg_args.

@@ -8,6 +8,8 @@ from gaussian_renderer import (backend_name, cpp_backend, cuda_backend, select_b
                                torch_backend)
 from utils.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 def test_auto_on_cpu_is_cpp_when_built_else_torch(monkeypatch):
     if cpp_backend.is_available():

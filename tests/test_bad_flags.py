@@ -10,6 +10,8 @@ import pytest
 
 from arguments.ranges import unbounded_numeric_flags
 
+pytestmark = pytest.mark.unit
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOSCENE = "/nonexistent/scene"  # a bad flag must be refused before the scene is looked at
 
@@ -103,6 +105,7 @@ def test_bad_flag_is_one_line_naming_it(cli, flag, value, tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("cli,flag,value", [
     ("train", "--seed", "-1"), ("train", "--sh_degree", "99"), ("train", "--lambda_dssim", "nan"),
     ("train", "-r", "100000"), ("render", "--iteration", "-5"), ("metrics", "--iteration", "x"),

@@ -1,14 +1,15 @@
 """bench/bench_scenes.py end to end on a tiny generated scene: it trains, renders, scores and
 prints a table row whose numbers come from the run's own results.json and PLY."""
 import json
-import os
 import subprocess
 import sys
 
-from scene.strategies import STRATEGIES
-from tests.demo_scenes import make_scene
+import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from scene.strategies import STRATEGIES
+from tests.demo_scenes import REPO, make_scene, saved_params
+
+pytestmark = pytest.mark.e2e
 
 
 def test_bench_scenes_row_matches_outputs(tmp_path):
@@ -26,7 +27,9 @@ def test_bench_scenes_row_matches_outputs(tmp_path):
     results = json.loads((out / "demo" / "results.json").read_text())["ours_20"]
     assert cells[2] == "20"
     assert abs(float(cells[3]) - results["PSNR"]) < 0.006
-    assert int(cells[6]) > 0 and float(cells[7]) > 0
+    saved = saved_params(str(out / "demo"), 20)["xyz"].shape[0]
+    assert saved > 0 and int(cells[6]) == saved  # the final model's Gaussians
+    assert float(cells[7]) > 0
     assert (out / "demo" / "test" / "ours_20" / "renders").is_dir()
 
 

@@ -1,7 +1,6 @@
 """Blender / NeRF-synthetic reader on a tiny generated folder."""
 import json
 import os
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,9 +8,12 @@ import torch
 from PIL import Image
 
 from scene.dataset_readers import detect_scene_type, readNerfSyntheticInfo, sceneLoadTypeCallbacks
+from tests.tiny import loader_args
 from utils.camera_utils import cameraList_from_camInfos
 from utils.errors import UserError
 from utils.graphics_utils import geom_transform_points
+
+pytestmark = pytest.mark.unit
 
 ANGLE_X = 0.69
 
@@ -79,8 +81,7 @@ def test_not_eval_appends_test(tmp_path):
 def test_blender_loaded_cameras(tmp_path, white):
     make_blender(str(tmp_path))
     si = readNerfSyntheticInfo(str(tmp_path), white, True)
-    args = SimpleNamespace(resolution=1, white_background=white, data_device="cpu")
-    cams = cameraList_from_camInfos(si.train_cameras, 1.0, args)
+    cams = cameraList_from_camInfos(si.train_cameras, 1.0, loader_args(white=white))
     cam = cams[0]
     assert torch.all(cam.original_image[:, 0, 0] == (1.0 if white else 0.0))  # alpha 0 pixel
     assert cam.alpha_mask is not None and float(cam.alpha_mask[0, 0, 0]) == 0.0

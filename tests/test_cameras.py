@@ -1,6 +1,5 @@
 """Camera matrices (the pixel contract with COLMAP intrinsics), the -r rule, alpha, JSON."""
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,9 +11,12 @@ from scene.colmap_loader import qvec2rotmat
 from scene.dataset_readers import CameraInfo
 from utils import camera_utils
 from utils.camera_utils import camera_to_JSON, cameraList_from_camInfos, loadCam
+from tests.tiny import loader_args
 from utils.errors import UserError
 from utils.graphics_utils import (focal2fov, fov2focal, geom_transform_points, getProjectionMatrix,
                                   getProjectionMatrixShift, getWorld2View2)
+
+pytestmark = pytest.mark.unit
 
 
 def random_pose(seed):
@@ -74,17 +76,13 @@ def make_info(path, W, H, fx=None, cx=None, cy=None, seed=0):
                       width=W, height=H, image_path=str(path), image_name="img", is_test=False)
 
 
-def args(resolution=1, white=False):
-    return SimpleNamespace(resolution=resolution, white_background=white, data_device="cpu")
-
-
 @pytest.mark.parametrize("r,size", [(1, (64, 48)), (2, (32, 24)), (4, (16, 12)), (8, (8, 6)),
                                     (40, (40, 30)), (-1, (64, 48))])
 def test_resolution_rule(tmp_path, r, size):
     p = tmp_path / "img.png"
     Image.fromarray(np.full((48, 64, 3), 100, np.uint8)).save(p)
     info = make_info(p, 64, 48, cx=35.0, cy=20.0)
-    cam = loadCam(args(r), 3, info, 1.0)
+    cam = loadCam(loader_args(r), 3, info, 1.0)
     assert (cam.image_width, cam.image_height) == size
     assert cam.original_image.shape == (3, size[1], size[0])
     assert cam.original_image.dtype == torch.float32
@@ -99,7 +97,7 @@ def test_auto_resolution_caps_width(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(camera_utils, "WARNED", False)
     p = tmp_path / "wide.png"
     Image.fromarray(np.zeros((4, 2000, 3), np.uint8)).save(p)
-    cams = [loadCam(args(-1), i, make_info(p, 2000, 4), 1.0) for i in range(2)]
+    cams = [loadCam(loader_args(-1), i, make_info(p, 2000, 4), 1.0) for i in range(2)]
     assert (cams[0].image_width, cams[0].image_height) == (1600, 3)
     assert capsys.readouterr().out.count("1600") == 1  # told once
 
@@ -108,14 +106,14 @@ def test_bad_resolution(tmp_path):
     p = tmp_path / "img.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(p)
     with pytest.raises(UserError, match="--resolution"):
-        loadCam(args(-3), 0, make_info(p, 8, 8), 1.0)
+        loadCam(loader_args(-3), 0, make_info(p, 8, 8), 1.0)
 
 
 def test_size_mismatch_rescales_intrinsics(tmp_path):
     """The file is 32x24 but the info describes 64x48: intrinsics follow the file."""
     p = tmp_path / "img.png"
     Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(p)
-    cam = loadCam(args(1), 0, make_info(p, 64, 48, fx=50.0, cx=30.0, cy=26.0), 1.0)
+    cam = loadCam(loader_args(1), 0, make_info(p, 64, 48, fx=50.0, cx=30.0, cy=26.0), 1.0)
     assert (cam.image_width, cam.image_height) == (32, 24)
     assert cam.cx == pytest.approx(15.0) and cam.cy == pytest.approx(13.0)
     assert fov2focal(cam.FoVx, 32) == pytest.approx(25.0)
@@ -128,7 +126,7 @@ def test_rgba_composited(tmp_path, white):
     rgba[:4, :, 3] = 255  # top half opaque red, bottom half transparent
     p = tmp_path / "a.png"
     Image.fromarray(rgba, "RGBA").save(p)
-    cam = loadCam(args(1, white), 0, make_info(p, 8, 8), 1.0)
+    cam = loadCam(loader_args(1, white), 0, make_info(p, 8, 8), 1.0)
     img = cam.original_image
     assert torch.allclose(img[:, :4], torch.tensor([200 / 255, 0, 0]).view(3, 1, 1))
     assert torch.all(img[:, 4:] == (1.0 if white else 0.0))
@@ -141,16 +139,16 @@ def test_unreadable_image(tmp_path):
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(p)
     p.write_bytes(p.read_bytes()[:40])  # header survives, pixel data does not
     with pytest.raises(UserError, match="broken.png"):
-        loadCam(args(1), 0, make_info(p, 16, 16), 1.0)
+        loadCam(loader_args(1), 0, make_info(p, 16, 16), 1.0)
     with pytest.raises(UserError, match="gone.png"):
-        loadCam(args(1), 0, make_info(tmp_path / "gone.png", 16, 16), 1.0)
+        loadCam(loader_args(1), 0, make_info(tmp_path / "gone.png", 16, 16), 1.0)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_data_device_without_cuda(tmp_path):
     p = tmp_path / "img.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(p)
-    a = args(1)
+    a = loader_args(1)
     a.data_device = "cuda"
     with pytest.raises(UserError, match="--data_device"):
         loadCam(a, 0, make_info(p, 8, 8), 1.0)
@@ -160,7 +158,7 @@ def test_camera_list_to_and_json(tmp_path):
     p = tmp_path / "img.png"
     Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(p)
     infos = [make_info(p, 16, 12, seed=s) for s in range(3)]
-    cams = cameraList_from_camInfos(infos, 1.0, args(1))
+    cams = cameraList_from_camInfos(infos, 1.0, loader_args(1))
     assert [c.uid for c in cams] == [0, 1, 2]
     assert cams[0].to("cpu") is cams[0]
     entry = camera_to_JSON(0, infos[1])

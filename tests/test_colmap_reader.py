@@ -10,6 +10,8 @@ from scene import colmap_loader as cl
 from scene.dataset_readers import detect_scene_type, readColmapSceneInfo
 from utils.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 def small_model(camera_models=("PINHOLE", "SIMPLE_PINHOLE"), n_images=4, n_points=20, seed=0,
                 width=32, height=24):
@@ -119,27 +121,78 @@ def test_truncated_bin(tmp_path, which):
     assert _read_outcome(reader, bad) == "user"
 
 
+def _byte_roles(which, model):
+    """The role of each byte of the `which`.bin that write_model writes for `model`: "count"
+    (a record count), "free" (a colour byte, or one of a double's four low mantissa bytes: any
+    value there still loads) or "other"."""
+    cameras, images, points = model
+    roles = []
+
+    def add(role, n):
+        roles.extend([role] * n)
+
+    def doubles(n):
+        for _ in range(n):
+            add("free", 4)
+            add("other", 4)
+
+    add("count", 8)
+    if which == "cameras":
+        for cam in cameras.values():
+            add("other", 24)  # id, model id, width, height
+            doubles(len(cam.params))
+    elif which == "images":
+        for img in images.values():
+            add("other", 4)  # id
+            doubles(7)  # qvec, tvec
+            add("other", 4 + len(img.name.encode()) + 1)  # camera id, name and NUL
+            add("count", 8)
+            for _ in img.point3D_ids:
+                doubles(2)
+                add("other", 8)
+    else:
+        for i in range(len(points.ids)):
+            add("other", 8)  # id
+            doubles(3)
+            add("free", 3)  # rgb
+            doubles(1)  # error
+            add("count", 8)  # track length
+            add("other", 8 * int(points.track_offsets[i + 1] - points.track_offsets[i]))
+    return np.array(roles)
+
+
 @pytest.mark.parametrize("which", ["cameras", "images", "points3D"])
 def test_garbled_bin(tmp_path, which):
-    cl.write_model(str(tmp_path), *small_model(n_images=6, n_points=30), ext=".bin")
+    """1 to 3 random bytes changed, 300 times: each file loads or is a clean line; a change
+    only in colours or low mantissa bits always loads, a changed record count never does."""
+    model = small_model(n_images=6, n_points=30)
+    cl.write_model(str(tmp_path), *model, ext=".bin")
     path = str(tmp_path / f"{which}.bin")
     reader = {"cameras": cl.read_cameras_binary, "images": cl.read_images_binary,
               "points3D": cl.read_points3D_binary}[which]
     data = bytearray(open(path, "rb").read())
+    roles = _byte_roles(which, model)
+    assert len(roles) == len(data)
     rng = np.random.default_rng(0)
     bad = str(tmp_path / f"bad_{which}.bin")
     outcomes = {"ok": 0, "user": 0}
+    by_role = {"free": 0, "count": 0}
     for _ in range(300):
         d = bytearray(data)
         for pos in rng.integers(0, len(d), int(rng.integers(1, 4))):
             d[pos] = int(rng.integers(0, 256))
         open(bad, "wb").write(bytes(d))
-        outcomes[_read_outcome(reader, bad)] += 1  # any other exception fails the test
-    # Every one of the 300 is a load or a clean line (asserted above); both must occur: a
-    # flipped byte in a colour or a low mantissa bit still loads, one in a count or an
-    # exponent is refused.
+        got = _read_outcome(reader, bad)  # any other exception fails the test
+        outcomes[got] += 1
+        changed = set(roles[np.frombuffer(bytes(d), np.uint8) != np.frombuffer(data, np.uint8)])
+        if changed == {"free"}:
+            by_role["free"] += 1
+            assert got == "ok", which
+        if "count" in changed:
+            by_role["count"] += 1
+            assert got == "user", which
     assert outcomes["ok"] + outcomes["user"] == 300
-    assert outcomes["ok"] > 0 and outcomes["user"] > 0, outcomes
+    assert by_role["free"] > 0 and by_role["count"] > 0, by_role  # both rules were exercised
 
 
 def test_huge_count_is_rejected_without_allocating(tmp_path):

@@ -1,7 +1,11 @@
 """render.py's argument merge: typed flags > the run's cfg_args > defaults."""
 from argparse import ArgumentParser
 
+import pytest
+
 from arguments import ModelParams, PipelineParams, get_combined_args
+
+pytestmark = pytest.mark.unit
 
 
 def _parser():
@@ -12,7 +16,7 @@ def _parser():
     return p
 
 
-def test_trained_values_win_over_defaults_and_typed_flags_win_over_both(tmp_path):
+def test_trained_values_win_over_defaults_and_typed_flags_win_over_both(tmp_path, pipe_params):
     (tmp_path / "cfg_args").write_text(
         f"Namespace(source_path='/data/scene', model_path='{tmp_path}', mult=1.0, "
         "backend='torch', sh_degree=3)")
@@ -23,4 +27,4 @@ def test_trained_values_win_over_defaults_and_typed_flags_win_over_both(tmp_path
     assert b.mult == 0.7 and b.skip_train is True and b.backend == "torch"
     # Without cfg_args, defaults fill in.
     c = get_combined_args(_parser(), ["-m", str(tmp_path / "missing")])
-    assert c.mult == PipelineParams(ArgumentParser()).mult
+    assert c.mult == pipe_params.mult

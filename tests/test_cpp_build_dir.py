@@ -3,7 +3,11 @@ else a per-user, per-CPU cache (cluster compute nodes with a read-only checkout)
 GS_CPP_BUILD_DIR. Building only edits PATH for the duration of the build."""
 import os
 
+import pytest
+
 from gaussian_renderer import cpp_backend
+
+pytestmark = pytest.mark.unit
 
 
 def test_checkout_build_folder_when_writable(monkeypatch):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.cuda_cpu
+
 ROOT = Path(__file__).resolve().parents[1] / "submodules"
 RASTER = ROOT / "diff-gaussian-rasterization"
 KNN = ROOT / "simple-knn"

@@ -9,6 +9,8 @@ import torch
 
 from tests.cuda_emu import harness
 
+pytestmark = pytest.mark.cuda_cpu
+
 if harness.unavailable_reason():
     pytest.skip("the CUDA emulation cannot build here: " + harness.unavailable_reason(),
                 allow_module_level=True)

@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from gaussian_renderer import cuda_backend, torch_backend
-from tests.backend_run import fit, run
+from tests.backend_run import fit, rel_diff, run
+from tests.demo_scenes import REPO, shared_scene
 from bench.bench_grad_accuracy import naive_autograd
 from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
 from tests.raster_cases import hard_cases, random_gaussians, rasterizer_inputs
@@ -33,14 +34,10 @@ elif not cuda_backend.is_available():
     pytest.skip("diff_gaussian_rasterization is not installed (pip install --no-build-isolation "
                 "./submodules/diff-gaussian-rasterization)", allow_module_level=True)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCENES = os.path.join(os.path.dirname(REPO), "shared", "scenes")
+# The real kernels on a GPU; otherwise the same kernels under the CPU emulation.
+pytestmark = pytest.mark.cuda_cpu if EMULATED else pytest.mark.gpu
 GRAD_RTOL = 1e-3
 EMU = "tests.cuda_emu.emulated"
-
-
-def _rel(a, b):
-    return float((a - b).norm() / max(float(b.norm()), 1e-8))
 
 
 def _inputs(g, precomp_colors=False, precomp_cov=False):
@@ -73,7 +70,7 @@ def _parity(settings_kw, g, metric_map=None, **kw):
     assert torch.equal(cu["radii"], ref["radii"])
     assert torch.equal(cu["counts"], ref["counts"])
     for k in ref["grads"]:
-        assert _rel(cu["grads"][k], ref["grads"][k]) < GRAD_RTOL, (k, _rel(cu["grads"][k], ref["grads"][k]))
+        assert rel_diff(cu["grads"][k], ref["grads"][k]) < GRAD_RTOL, (k, rel_diff(cu["grads"][k], ref["grads"][k]))
     return cu, ref
 
 
@@ -183,9 +180,7 @@ def test_training_through_cuda_matches_the_pytorch_backend(tmp_path):
         assert abs(cu[0] - ref[0]) < 1e-5 * ref[0], (cu[0], ref[0])
         assert max(abs(a - b) / b for a, b in zip(cu, ref)) < 0.02, (cu, ref)
         return
-    scene = os.path.join(SCENES, "juicebox_table")
-    if not os.path.isdir(scene):
-        pytest.skip(f"{scene} not found: the shared captures are needed for this check")
+    scene = shared_scene("juicebox_table")
     psnr = {}
     for backend in ("cuda", "torch"):
         m = str(tmp_path / backend)

@@ -3,7 +3,6 @@ ground truth for the projection convention."""
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,8 +10,11 @@ import torch
 
 from scene.colmap_loader import read_model
 from scene.dataset_readers import readColmapSceneInfo
+from tests.tiny import loader_args
 from utils.camera_utils import cameraList_from_camInfos
 from utils.graphics_utils import geom_transform_points
+
+pytestmark = pytest.mark.e2e
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "make_demo_scene.py")
@@ -67,8 +69,8 @@ def test_reread_and_track_reprojection(demo):
     si = readColmapSceneInfo(out, "images", eval=True)
     assert len(si.train_cameras) == 42 and len(si.test_cameras) == 6
     assert si.point_cloud is not None
-    args = SimpleNamespace(resolution=2, white_background=False, data_device="cpu")
-    cams = {c.colmap_id: c for c in cameraList_from_camInfos(si.train_cameras, 1.0, args)}
+    cams = {c.colmap_id: c for c in cameraList_from_camInfos(si.train_cameras, 1.0,
+                                                             loader_args(2))}
     _, imgs, pts = read_model(os.path.join(out, "sparse", "0"))
     errs, bias = [], []
     for im in imgs.values():

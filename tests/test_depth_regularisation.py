@@ -16,6 +16,8 @@ from scene.depth_maps import is_reliable, read_depth_params
 from tests.depth_scenes import W, H, make_plane_scene, true_invdepth
 from utils.make_depth_scale import depth_scales, main as make_depth_scale
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("observations", [True, False])
 def test_depth_scale_recovers_each_maps_affine(tmp_path, observations):
@@ -30,6 +32,7 @@ def test_depth_scale_recovers_each_maps_affine(tmp_path, observations):
         assert p["offset"] == pytest.approx(-b / a, abs=0.01 * (1 + abs(b / a))), (k, p)
 
 
+@pytest.mark.e2e
 def test_depth_scale_cli_writes_params_and_training_reads_them(tmp_path):
     root, trans, affines = make_plane_scene(str(tmp_path / "s"), depth_size=(2 * W, 2 * H))
     make_depth_scale(["--base_dir", root, "--depths_dir", os.path.join(root, "depths"), "--quiet"])
@@ -152,6 +155,7 @@ def test_weight_schedule_and_term():
     assert terms() == {}
 
 
+@pytest.mark.e2e
 def test_training_with_depths_applies_the_term(tmp_path):
     """A short run: the trainer adds the term, which supervises every (reliable) view, and
     the log shows it."""

@@ -17,7 +17,8 @@ from PIL import Image
 from tests.demo_scenes import make_scene
 
 # diffusers' Euler scheduler trips a NumPy 2 deprecation notice; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 W, H = 64, 48
 BOX = "0:18,8,50,40"

@@ -10,6 +10,8 @@ import yaml
 
 from utils.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 # ------------------------------------------------------------------ config
 

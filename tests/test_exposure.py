@@ -4,21 +4,22 @@ import json
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from arguments import OptimizationParams
 from scene.exposure import (ExposureModel, apply_exposure, hide_right_half, load_exposures,
                             right_half)
-from tests.demo_scenes import make_scene
+from tests.demo_scenes import REPO, make_scene
+from tests.tiny import param_defaults
 from utils.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OPT = SimpleNamespace(exposure_lr_init=0.01, exposure_lr_final=0.001, exposure_lr_delay_steps=0,
-                      exposure_lr_delay_mult=0.0, iterations=100)
+pytestmark = pytest.mark.unit
+
+OPT = param_defaults(OptimizationParams, iterations=100)  # the reference's exposure rates
 
 
 def test_apply_matches_the_per_pixel_affine_map_in_float64():
@@ -39,7 +40,7 @@ def test_model_learns_a_gain_saves_json_and_restores_state(tmp_path):
         loss = (m.apply(target, "b") - 1.3 * target).abs().mean()
         loss.backward()
         m.step(it)
-    assert abs(float(m.get("b")[0, 0]) - 1.3) < 0.1
+    assert abs(float(m.get("b")[0, 0].detach()) - 1.3) < 0.1
     assert torch.equal(m.get("a"), torch.eye(3, 4))  # no gradient: untouched
     assert m.optimizer.param_groups[0]["lr"] == pytest.approx(OPT.exposure_lr_final, rel=1e-6)
     m.save(str(tmp_path))
@@ -113,6 +114,7 @@ def _train_and_score(scene, model, extra):
     return float(np.mean(psnrs)), folder
 
 
+@pytest.mark.e2e
 def test_exposure_compensation_beats_plain_training_by_2db_on_gained_photos(tmp_path):
     scene = _gain_scene(tmp_path)
     plain, _ = _train_and_score(scene, str(tmp_path / "plain"), [])

@@ -1,7 +1,6 @@
 """FastGS strategy (VCD / VCP decisions, cap, schedules, sparse starts) and the region hooks
 shared by every strategy, on small synthetic scenes; plus short end-to-end runs."""
 import csv
-import math
 import os
 import subprocess
 import sys
@@ -13,48 +12,16 @@ import torch
 
 from gaussian_renderer import render
 from scene.cameras import Camera
-from scene.gaussian_model import GaussianModel
 from scene.strategies import STRATEGIES, FastGS, Vanilla3DGS, make_strategy
 from scene.strategies.multiview import sample_views
 from scene.strategies.regions import add_regions
 from scene.view_scorer import ViewScorer, high_error_map
 from utils.graphics_utils import project_points, unproject_pixels
-from utils.general_utils import inverse_sigmoid
 from utils.sh_utils import SH2RGB
-from tests.demo_scenes import make_scene
+from tests.demo_scenes import REPO
+from tests.tiny import BG, PIPE, H, W, camera, model
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-W, H, F = 64, 48, 60.0
-OPT = types.SimpleNamespace(
-    position_lr_init=1.6e-4, position_lr_final=1.6e-6, position_lr_delay_mult=0.01,
-    position_lr_max_steps=30000, feature_lr=0.0025, opacity_lr=0.05, scaling_lr=0.005,
-    rotation_lr=0.001)
-PIPE = types.SimpleNamespace(backend="torch", mult=0.5, compute_cov3D_python=False,
-                             convert_SHs_python=False, debug=False)
-BG = torch.zeros(3)
-
-
-def camera(image=None, T=(0.0, 0.0, 4.0), uid=0):
-    """Looks along +z from (0, 0, -4): the plane z = 0 is at view depth 4, F px per unit / 4."""
-    fov_x, fov_y = 2 * math.atan(W / (2 * F)), 2 * math.atan(H / (2 * F))
-    img = torch.zeros(3, H, W) if image is None else image
-    return Camera(colmap_id=uid, R=np.eye(3), T=np.asarray(T), FoVx=fov_x, FoVy=fov_y,
-                  image=img, image_name=f"v{uid}", uid=uid)
-
-
-def model(xyz, scale=0.25, opacity=0.9, rgb=0.5):
-    xyz = torch.as_tensor(xyz, dtype=torch.float32).reshape(-1, 3)
-    n = xyz.shape[0]
-    g = GaussianModel(0)
-    pcd = types.SimpleNamespace(points=xyz.numpy(), colors=np.full((n, 3), rgb))
-    g.create_from_pcd(pcd, 1.0)
-    with torch.no_grad():
-        g._scaling[:] = math.log(scale) if np.isscalar(scale) else \
-            torch.log(torch.as_tensor(scale, dtype=torch.float32))[:, None]
-        op = torch.as_tensor(opacity, dtype=torch.float32)
-        g._opacity[:] = inverse_sigmoid(op).reshape(-1, 1)
-    g.training_setup(OPT)
-    return g
+pytestmark = pytest.mark.unit
 
 
 def context(cams):
@@ -313,11 +280,6 @@ def test_unproject_inverts_project_with_a_shifted_principal_point():
 def run(args):
     return subprocess.run([sys.executable] + args, cwd=REPO, capture_output=True, text=True,
                           timeout=600)
-
-
-@pytest.fixture(scope="module")
-def demo_scene(tmp_path_factory):
-    return make_scene(tmp_path_factory.mktemp("scene") / "demo", views=10, width=64, height=48)
 
 
 def log_rows(m):

@@ -13,11 +13,9 @@ from scene.gaussian_model import PARAM_ATTRS, GaussianModel
 from utils.general_utils import (build_rotation, get_expon_lr_func, get_rng_state,
                                  inverse_sigmoid, set_rng_state, set_seed, strip_symmetric)
 from utils.sh_utils import SH2RGB
+from tests.tiny import OPT
 
-OPT = types.SimpleNamespace(
-    position_lr_init=1.6e-4, position_lr_final=1.6e-6, position_lr_delay_mult=0.01,
-    position_lr_max_steps=30000, feature_lr=0.0025, opacity_lr=0.05, scaling_lr=0.005,
-    rotation_lr=0.001)
+pytestmark = pytest.mark.unit
 
 
 def _model(n=40, degree=2, seed=0):

@@ -16,6 +16,8 @@ from semantic.boxes import parse_boxes
 from tests import fuzz_inputs as fi
 from utils.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 def _refused(call, *needles):
     with pytest.raises(UserError) as info:

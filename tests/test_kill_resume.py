@@ -16,9 +16,10 @@ import time
 
 import pytest
 
-from tests.demo_scenes import make_scene
+from tests.demo_scenes import REPO, make_scene
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.e2e
+
 ITERS = 30
 FLAGS = ["--iterations", str(ITERS), "--checkpoint_iterations", "10", "20",
          "--save_iterations", "10", "20", "--test_iterations", "99", "--densify_from_iter", "5",

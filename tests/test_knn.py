@@ -1,7 +1,10 @@
 """mean_sq_dist_to_knn against brute force, and its edge cases."""
+import pytest
 import torch
 
 from utils.knn import MIN_DIST2, mean_sq_dist_to_knn
+
+pytestmark = pytest.mark.unit
 
 
 def _brute(points, k):

@@ -10,6 +10,8 @@ from utils.image_utils import mse, psnr
 from utils.loss_utils import (gaussian_window_2d, l1_loss, photometric_loss, ssim,
                               ssim_map)
 
+pytestmark = pytest.mark.unit
+
 
 def direct_ssim_map(img1, img2, window_size=11):
     """The reference codebase's formulation: one 2-D depthwise conv per statistic."""

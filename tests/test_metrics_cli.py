@@ -16,6 +16,8 @@ import metrics
 from utils import lpips_utils
 from utils.system_utils import mkdir_p, searchForMaxIteration
 
+pytestmark = pytest.mark.unit
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Stand-ins for the optional `lpips` package, put first on PYTHONPATH of the subprocess.
@@ -70,6 +72,7 @@ def run_cli(args, fake_pkgs):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.e2e
 def test_end_to_end_without_lpips(tmp_path):
     model = make_model(tmp_path / "model")
     proc = run_cli(["-m", model, "--device", "cpu"], _fake_pkg(tmp_path, BROKEN_LPIPS))
@@ -101,6 +104,7 @@ def test_end_to_end_without_lpips(tmp_path):
     assert psnrs[0] > psnrs[1] > psnrs[2]
 
 
+@pytest.mark.e2e
 def test_end_to_end_with_lpips_and_merge(tmp_path):
     model = make_model(tmp_path / "model", iters=(7000, 30000))
     fake = _fake_pkg(tmp_path, FAKE_LPIPS)
@@ -184,6 +188,7 @@ def test_user_errors_in_process(tmp_path, capsys, kind):
     assert not os.path.exists(os.path.join(model, "results.json"))
 
 
+@pytest.mark.e2e
 def test_user_error_subprocess_one_line(tmp_path):
     model = make_model(tmp_path / "model", iters=(7000,))
     proc = run_cli(["-m", model, "--iteration", "123"], _fake_pkg(tmp_path, BROKEN_LPIPS))

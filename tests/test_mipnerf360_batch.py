@@ -11,8 +11,10 @@ import sys
 import pytest
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(REPO), "shared", "scenes")
+from tests.demo_scenes import REPO, shared_scene
+
+pytestmark = pytest.mark.captures
+
 SCRIPT = os.path.join(REPO, "scripts", "mipnerf360.sh")
 # Tiny runs: 30 iterations on images divided by 8 (fern 25x19, lego 50x50).
 TINY = ["--", "--iterations", "30", "-r", "8"]
@@ -30,15 +32,14 @@ def batch(*args, timeout=600):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared captures not found at {SHARED} (a user's clone; CI has them)")
+    shared = shared_scene()
     root = tmp_path_factory.mktemp("mip") / "data"
     root.mkdir()
     for name in ("fern", "lego"):  # a COLMAP and a Blender scene
-        (root / name).symlink_to(os.path.join(SHARED, name))
+        (root / name).symlink_to(os.path.join(shared, name))
     broken = root / "broken"  # fern's images with a corrupt COLMAP model
     (broken / "sparse" / "0").mkdir(parents=True)
-    (broken / "images_2").symlink_to(os.path.join(SHARED, "fern", "images_2"))
+    (broken / "images_2").symlink_to(os.path.join(shared, "fern", "images_2"))
     (broken / "sparse" / "0" / "cameras.bin").write_bytes(b"\x00garbage" * 10)
     return root
 
@@ -176,6 +177,7 @@ def _runner():
     return batch_runs
 
 
+@pytest.mark.unit
 def test_gpu_queue_runs_one_job_per_gpu(tmp_path, monkeypatch, capsys):
     """--gpus 0,1: five runs share two GPUs, never two at once on one GPU; finished runs are
     skipped without taking a GPU. (run_job is replaced by a recorder: no training here.)"""
@@ -209,6 +211,7 @@ def test_gpu_queue_runs_one_job_per_gpu(tmp_path, monkeypatch, capsys):
     assert "s5/fastgs: skipped" in out and "s3/fastgs: FAILED in train.py" in out
 
 
+@pytest.mark.unit
 def test_array_spec():
     br = _runner()
     assert br.array_spec([0, 1, 2, 3]) == "0-3"
@@ -256,6 +259,7 @@ def fake_slurm(tmp_path):
     return submit, tmp_path
 
 
+@pytest.mark.e2e
 def test_slurm_out_with_spaces_new_flags_and_one_script_per_submission(fake_slurm):
     submit, tmp = fake_slurm
     out = tmp / "runs with space" / "ablation 1"
@@ -277,6 +281,7 @@ def test_slurm_out_with_spaces_new_flags_and_one_script_per_submission(fake_slur
     assert subprocess.run(["bash", "-n", str(out / "slurm" / "batch_4001.sbatch")]).returncode == 0
 
 
+@pytest.mark.e2e
 def test_slurm_without_gpus_says_to_pass_gres_none(fake_slurm):
     submit, tmp = fake_slurm
     args = ["--out", tmp / "o", "--scenes", "fern", "--variants", "fastgs", "--slurm", *TINY]
@@ -287,6 +292,7 @@ def test_slurm_without_gpus_says_to_pass_gres_none(fake_slurm):
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("flags, name", [
     (["--cpus_per_task", "4"], "--cpus_per_task needs --slurm"),
     (["--mem", "8G"], "--mem needs --slurm"),
@@ -299,6 +305,7 @@ def test_bad_slurm_flags_are_one_line(fake_slurm, flags, name):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and name in r.stderr, r.stderr
 
 
+@pytest.mark.unit
 def test_slurm_task_threads_follow_cpus_per_task():
     br = _runner()
     assert br.task_env({"SLURM_CPUS_PER_TASK": "6"})["OMP_NUM_THREADS"] == "6"

@@ -5,7 +5,6 @@ import socket
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,9 +12,11 @@ import torch
 
 from gaussian_renderer.network_gui import (camera_from_message, message_for_camera,
                                            recv_exact, write_message)
-from tests.demo_scenes import make_scene
+from tests.demo_scenes import REPO, make_scene
+from tests.tiny import loader_args, param_defaults
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.e2e
+
 W, H = 64, 48
 
 
@@ -28,8 +29,7 @@ def _cameras(scene_dir):
     from scene.dataset_readers import readColmapSceneInfo
     from utils.camera_utils import cameraList_from_camInfos
     si = readColmapSceneInfo(scene_dir, "images", eval=False)
-    args = SimpleNamespace(resolution=1, white_background=False, data_device="cpu")
-    return cameraList_from_camInfos(si.train_cameras, 1.0, args)
+    return cameraList_from_camInfos(si.train_cameras, 1.0, loader_args())
 
 
 def _free_port():
@@ -97,15 +97,13 @@ def test_viewer_pauses_training_and_gets_the_right_frame(scene, tmp_path):
         frame, _ = _ask(conn, msg)
         frame = np.frombuffer(frame, np.uint8).reshape(H, W, 3)
 
-        from argparse import ArgumentParser
-
         from arguments import PipelineParams
         from gaussian_renderer import render
         from scene.gaussian_model import GaussianModel
         g = GaussianModel(3)
         g.load_ply(str(ply))
         with torch.no_grad():
-            pipe = SimpleNamespace(**vars(PipelineParams(ArgumentParser())))  # the defaults
+            pipe = param_defaults(PipelineParams)
             want = render(camera_from_message(msg), g, pipe, torch.zeros(3))["render"]
         want = (want.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
         diff = np.abs(frame.astype(int) - want.astype(int))

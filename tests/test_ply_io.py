@@ -9,6 +9,8 @@ from scene.ply_io import (gaussian_attribute_names, read_gaussian_ply, read_poin
                           write_gaussian_ply, write_point_cloud)
 from utils.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 def _random_splats(n, degree, seed=0):
     rng = np.random.default_rng(seed)

@@ -1,10 +1,14 @@
 """Per-Gaussian prune protection and spawn opacity: what semantic guidance asks of the
 strategies' region hooks and final pruning."""
+import pytest
 import torch
 
 from scene.strategies.regions import add_regions
-from tests.test_fastgs_strategy import (A, B, H, W, camera, context, fastgs, grid_model,
-                                        left_mask, model, strategy, wrong_on_left)
+from tests.test_fastgs_strategy import (A, B, context, fastgs, grid_model, left_mask, strategy,
+                                        wrong_on_left)
+from tests.tiny import H, W, camera, model
+
+pytestmark = pytest.mark.unit
 
 
 def test_protected_gaussians_survive_final_pruning_until_their_protection_ends():

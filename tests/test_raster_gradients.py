@@ -12,6 +12,8 @@ from gaussian_renderer.reference import reference_rasterize
 from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
 from tests.raster_cases import hard_cases, look_at_settings, random_gaussians, rasterizer_inputs
 
+pytestmark = pytest.mark.unit
+
 CASES = {c[0]: c for c in hard_cases()}
 TOL = 1e-3
 
@@ -26,6 +28,7 @@ def _errors(fn, name, dtype=torch.float32):
     return {k: rel_error(g[k], _fd(name)[k]) for k in PARAMS}
 
 
+@pytest.mark.e2e  # float64 finite differences: too slow for the unit tier
 @pytest.mark.parametrize("name", list(CASES))
 def test_fd_harness_agrees_with_float64_autograd(name):
     """The yardstick itself: float64 gradients match the finite differences."""
@@ -33,15 +36,12 @@ def test_fd_harness_agrees_with_float64_autograd(name):
     assert max(e.values()) < 5e-5, e
 
 
-@pytest.mark.parametrize("backend", ["torch", "cpp"])
+@pytest.mark.e2e  # float64 finite differences: too slow for the unit tier
 @pytest.mark.parametrize("name", list(CASES))
-def test_float32_gradients_match_finite_differences(backend, name):
+def test_float32_gradients_match_finite_differences(cpu_rasterize, name):
     """Within 1e-3 relative, or no worse than twice plain float32 autograd where that itself
     cannot reach 1e-3 (see docs/RASTERIZER.md, "Gradient accuracy")."""
-    if backend == "cpp" and not cpp_backend.is_available():
-        pytest.skip("the C++ rasterizer could not be built here (C++ compiler and ninja needed)")
-    fn = {"torch": torch_backend.rasterize, "cpp": cpp_backend.rasterize}[backend]
-    e = _errors(fn, name)
+    e = _errors(cpu_rasterize, name)
     naive = _errors(naive_autograd, name)
     for k in PARAMS:
         assert e[k] <= max(TOL, 2 * naive[k]), (k, e[k], naive[k])
@@ -110,12 +110,12 @@ def test_off_centre_clamp_follows_the_frustum(monkeypatch):
              colors_precomp=torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]],
                                          dtype=torch.float64))
     s64 = look_at_settings(dtype=torch.float64, **cam)
-    free = reference_rasterize(s64, **g, clamp=False)["color"]
+    free = reference_rasterize(s64, **g, clamp=False)["color"].detach()
     assert float((free - s64.bg[:, None, None]).abs().amax()) > 0.2   # visible in the image
     assert torch.allclose(reference_rasterize(s64, **g)["color"], free, atol=1e-12)
     lx, ly = 1.3 * s64.tanfovx, 1.3 * s64.tanfovy
     monkeypatch.setattr(ref_mod, "frustum_limits", lambda s: (-lx, lx, -ly, ly))
-    old = reference_rasterize(s64, **g)["color"]
+    old = reference_rasterize(s64, **g)["color"].detach()
     monkeypatch.undo()
     assert float((old - free).abs().amax()) > 0.05    # what the symmetric clamp got wrong
     s32 = look_at_settings(**cam)

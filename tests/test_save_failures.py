@@ -16,10 +16,11 @@ import sys
 import pytest
 import torch
 
-from tests.demo_scenes import make_scene
+from tests.demo_scenes import REPO, make_scene
 from utils.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.e2e
+
 FLAGS = ["--iterations", "20", "--checkpoint_iterations", "10", "20", "--save_iterations",
          "10", "20", "--test_iterations", "99", "--quiet", "--no_tensorboard", "--disable_viewer"]
 

@@ -8,6 +8,8 @@ import pytest
 from semantic.boxes import (boxes_to_mask, clean_boxes, invert_mask, parse_boxes,
                             to_view_pixels)
 
+pytestmark = pytest.mark.unit
+
 ONE = '[{"bbox_2d": [100, 200, 300, 400], "label": "cup"}]'
 
 

@@ -11,7 +11,9 @@ import torch
 from utils.general_utils import inverse_sigmoid
 from scene.plugins import Step, TrainingPlugin
 from semantic.completion import COVERED_ALPHA, CompletionPlugin, completion_plugin
-from tests.test_train_e2e import TRAIN_FLAGS, demo_scene  # noqa: F401 (fixture)
+from tests.demo_scenes import TRAIN_FLAGS
+
+pytestmark = pytest.mark.unit
 
 
 def coverage(plugin, alpha, camera, iteration):

@@ -1,12 +1,16 @@
 """Floater pruning (phases 2 to 4): weakly supported Gaussians near a camera are found and
 pruned; surfaces every camera sees are kept."""
 import numpy as np
+import pytest
 import torch
 
 from gaussian_renderer import render
 from scene.view_scorer import ViewScorer
 from semantic.floaters import near_cameras, prune_floaters, weak_gaussians
-from tests.test_fastgs_strategy import BG, PIPE, camera, fastgs, model
+from tests.test_fastgs_strategy import fastgs
+from tests.tiny import BG, PIPE, camera, model
+
+pytestmark = pytest.mark.unit
 
 EXTENT = 2.0
 # Six cameras 0.5 apart along x, all looking along +z at the plane z = 0 from depth 4.

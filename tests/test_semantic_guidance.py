@@ -14,9 +14,10 @@ from semantic.growth import grow
 from semantic.guidance import SemanticGuidance, fill_colours
 from semantic.proposers import ErrorProposer, Observation
 from semantic.views import capture_focus, novel_views
-from tests.demo_scenes import make_scene
-from tests.test_fastgs_strategy import camera
-from tests.test_train_e2e import _params, train_inprocess
+from tests.demo_scenes import saved_params as _params, train_inprocess
+from tests.tiny import camera
+
+pytestmark = pytest.mark.unit
 
 GUIDED = ["--eval", "--llffhold", "5", "--random_init", "100", "--iterations", "90",
           "--test_iterations", "90", "--save_iterations", "90", "--region_proposer", "error",
@@ -31,8 +32,8 @@ CAP_FLAGS = [f for i, (k, v) in enumerate(CAPS.items(), 1)
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory):
-    return make_scene(tmp_path_factory.mktemp("sem") / "demo", views=10, width=64, height=48)
+def scene(demo_scene):
+    return demo_scene
 
 
 @pytest.fixture(scope="module")

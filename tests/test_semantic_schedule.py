@@ -7,6 +7,8 @@ from arguments import CliParser, SemanticParams, check_semantic_args
 from semantic.schedule import PhaseSchedule, phase_caps, phase_defaults
 from utils.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 def semantic_args(argv=(), iterations=20_000):
     parser = CliParser()  # range errors are UserErrors, as in the CLIs

@@ -12,12 +12,12 @@ import torch
 
 from semantic.proposers import Observation, QwenProposer
 from semantic.vlm import QwenVL, load_vlm, vlm_size
-from tests.demo_scenes import make_scene
-from tests.test_train_e2e import train_inprocess
+from tests.demo_scenes import REPO, make_scene, train_inprocess
 from tests.tiny_qwen import SHORT_PROMPTS, fit_answer, save_tiny_qwen
 from utils.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.e2e
+
 ANSWER = '[{"bbox_2d": [100, 150, 600, 850], "label": "object"}]'
 
 
@@ -41,6 +41,7 @@ def images(n, seed=0):
                          dtype=np.uint8) for _ in range(n)]
 
 
+@pytest.mark.unit
 def test_vlm_sizes_are_multiples_of_32_within_the_caps():
     for w, h in [(192, 108), (1600, 1066), (33, 20), (5000, 40)]:
         vw, vh = vlm_size(w, h, 448 * 448)
@@ -162,7 +163,9 @@ def test_guided_training_with_the_fitted_model(fitted_qwen, tmp_path_factory):
             assert '"bbox_2d"' in v["raw_text"] and v["parse_status"] == "ok"
             assert len(v["boxes"]) == 1
             assert os.path.isfile(os.path.join(folder, v["view"] + "_mask.png"))
-            added += v["densified"] + v["spawned"]
+            new = v["densified"] + v["spawned"] + v["seeded"]
+            assert new <= 50  # --phaseN_max_points: per view and analysis
+            added += new
     assert added > 0
 
 
@@ -173,12 +176,13 @@ def test_missing_model_folder_is_one_line_before_training(tmp_path):
     r = subprocess.run([sys.executable, "train.py", "-s", scene, "-m", str(tmp_path / "m"),
                         "--qwen_model_path", str(tmp_path / "no_model")], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode != 0
+    assert r.returncode == 2  # a user error, as every CLI's
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "--qwen_model_path" in lines[0], r.stderr
     assert not os.path.exists(tmp_path / "m" / "input.ply")   # the scene never loaded
 
 
+@pytest.mark.unit
 def test_folder_without_config_is_refused(tmp_path):
     with pytest.raises(UserError, match="config.json"):
         load_vlm(str(tmp_path))

@@ -2,7 +2,6 @@
 
 Skipped (with the reason) where that folder is absent, e.g. in a user's clone."""
 import os
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,15 +14,14 @@ from scene.dataset_readers import (detect_scene_type, random_point_cloud,
 from utils.camera_utils import cameraList_from_camInfos
 from utils.graphics_utils import fov2focal, geom_transform_points
 
-SCENES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                       "shared", "scenes"))
+from tests.demo_scenes import SHARED_SCENES as SCENES
+from tests.tiny import loader_args
+
 COLMAP_SCENES = ["juicebox_table", "beer_can", "fern"]
-pytestmark = pytest.mark.skipif(not os.path.isdir(SCENES),
-                                reason=f"shared test scenes not found at {SCENES}")
-
-
-def args(resolution=1, white=False):
-    return SimpleNamespace(resolution=resolution, white_background=white, data_device="cpu")
+pytestmark = [pytest.mark.captures,
+              pytest.mark.skipif(not os.path.isdir(SCENES),
+                                 reason=f"shared captures not found at {SCENES} (a user's clone; "
+                                        "CI has them)")]
 
 
 def project(cam, X):
@@ -44,7 +42,8 @@ def scene_info(name, folder="images", eval=False):
 @pytest.mark.parametrize("name", COLMAP_SCENES)
 def test_images_2_is_half_of_images(name):
     full, half = scene_info(name, "images"), scene_info(name, "images_2")
-    assert len(full.train_cameras) == len(half.train_cameras) > 0
+    photos = os.listdir(os.path.join(SCENES, name, "images"))
+    assert len(full.train_cameras) == len(half.train_cameras) == len(photos) > 0
     for a, b in zip(full.train_cameras, half.train_cameras):
         assert a.image_name == b.image_name and (a.width, a.height) == (2 * b.width, 2 * b.height)
         assert b.cx == pytest.approx(a.cx / 2) and b.cy == pytest.approx(a.cy / 2)
@@ -58,7 +57,7 @@ def test_points_project_inside_images_2(name):
     image colour there matches the point colour far better than in the image turned by 180°."""
     si = scene_info(name, "images_2")
     cams = cameraList_from_camInfos(si.train_cameras[:: max(1, len(si.train_cameras) // 8)],
-                                    1.0, args())
+                                    1.0, loader_args())
     X = torch.tensor(si.point_cloud.points)
     col = torch.tensor(si.point_cloud.colors)
     inside, right, wrong = [], [], []
@@ -86,7 +85,7 @@ def test_beer_can_track_reprojection(folder, res, scale):
     path = os.path.join(SCENES, "beer_can")
     si = readColmapSceneInfo(path, folder, False)
     cams = {c.colmap_id: c for c in cameraList_from_camInfos(si.train_cameras[:12], 1.0,
-                                                             args(res))}
+                                                             loader_args(res))}
     model_cams, imgs, pts = read_model(os.path.join(path, "sparse", "0"))
     index = {int(p): i for i, p in enumerate(pts.ids)}
     errs = []
@@ -112,7 +111,7 @@ def test_lego():
     si = scene_info("lego", eval=True)
     assert (len(si.train_cameras), len(si.test_cameras)) == (100, 13)
     assert si.point_cloud is None and si.is_nerf_synthetic
-    cams = cameraList_from_camInfos(si.test_cameras[:3], 1.0, args(2, white=True))
+    cams = cameraList_from_camInfos(si.test_cameras[:3], 1.0, loader_args(2, white=True))
     for cam in cams:
         assert (cam.image_width, cam.image_height) == (200, 200)
         assert torch.all(cam.original_image[:, 0, 0] == 1.0)  # transparent corner -> white

@@ -9,8 +9,9 @@ from torch import nn
 
 from scene import gaussian_ops as ops
 from scene.sparse_adam import SparseGaussianAdam, make_optimizer
-from tests.demo_scenes import make_scene
-from tests.test_train_e2e import TRAIN_FLAGS, _params, train_inprocess
+from tests.demo_scenes import TRAIN_FLAGS, saved_params, train_inprocess
+
+pytestmark = pytest.mark.unit
 
 
 def _setup(n=7, seed=0):
@@ -101,11 +102,6 @@ def test_make_optimizer_types():
     assert isinstance(make_optimizer("sparse_adam", [{"params": [p]}]), SparseGaussianAdam)
 
 
-@pytest.fixture(scope="module")
-def demo_scene(tmp_path_factory):
-    return make_scene(tmp_path_factory.mktemp("scene") / "demo", views=10, width=64, height=48)
-
-
 def test_sparse_adam_resume_is_bit_identical(demo_scene, tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     common = ["-s", demo_scene, "--iterations", "40", "--test_iterations", "99",
@@ -115,6 +111,6 @@ def test_sparse_adam_resume_is_bit_identical(demo_scene, tmp_path):
     saved = torch.load(ckpt, weights_only=True)["model"]["optimizer"]["state"]
     assert saved and all("exp_avg" in s for s in saved.values())
     train_inprocess(["-m", b, "--start_checkpoint", ckpt, *common])
-    pa, pb = _params(a, 40), _params(b, 40)
+    pa, pb = saved_params(a, 40), saved_params(b, 40)
     for k in ("xyz", "features_dc", "features_rest", "opacity", "scaling", "rotation"):
         assert np.array_equal(pa[k], pb[k]), k

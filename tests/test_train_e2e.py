@@ -7,29 +7,16 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tests.demo_scenes import make_scene
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.demo_scenes import REPO, TRAIN_FLAGS, saved_params, train_inprocess
+
+pytestmark = pytest.mark.e2e
+
 PY = sys.executable
 
 
 def run(args, cwd=REPO):
     return subprocess.run([PY] + args, cwd=cwd, capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def demo_scene(tmp_path_factory):
-    return make_scene(tmp_path_factory.mktemp("scene") / "demo", views=10, width=64, height=48)
-
-
-TRAIN_FLAGS = ["--eval", "--llffhold", "5", "--densify_from_iter", "10",
-               "--densification_interval", "10", "--densify_until_iter", "35",
-               "--opacity_reset_interval", "25", "--quiet", "--no_tensorboard"]
-
-
-def train_inprocess(argv):
-    import train
-    train.main(argv)
 
 
 def test_train_layout_log_and_render_metrics(demo_scene, tmp_path):
@@ -57,12 +44,6 @@ def test_train_layout_log_and_render_metrics(demo_scene, tmp_path):
     assert "PSNR" in open(os.path.join(m, "results.json")).read()
 
 
-def _params(model_dir, it):
-    from scene.ply_io import read_gaussian_ply
-    return read_gaussian_ply(os.path.join(model_dir, "point_cloud", f"iteration_{it}",
-                                          "point_cloud.ply"))
-
-
 def test_resume_from_checkpoint_is_bit_identical(demo_scene, tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     common = ["-s", demo_scene, "--iterations", "40", "--test_iterations", "99",
@@ -71,7 +52,7 @@ def test_resume_from_checkpoint_is_bit_identical(demo_scene, tmp_path):
     ckpt = os.path.join(a, "chkpnt15.pth")
     assert os.path.isfile(ckpt)
     train_inprocess(["-m", b, "--start_checkpoint", ckpt, *common])
-    pa, pb = _params(a, 40), _params(b, 40)
+    pa, pb = saved_params(a, 40), saved_params(b, 40)
     assert pa["xyz"].shape == pb["xyz"].shape
     for k in ("xyz", "features_dc", "features_rest", "opacity", "scaling", "rotation"):
         assert np.array_equal(pa[k], pb[k]), k

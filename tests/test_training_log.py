@@ -1,7 +1,11 @@
 """training_log.csv: buffered, append-only, and an evaluated row is complete when written."""
 import csv
 
+import pytest
+
 from scene.training_log import COLUMNS, TrainingLog
+
+pytestmark = pytest.mark.unit
 
 
 def test_evaluation_on_a_flush_boundary_is_recorded(tmp_path):

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from tests.demo_scenes import make_scene
+from tests.demo_scenes import REPO, make_scene
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

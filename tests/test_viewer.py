@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.unit
+
 pytest.importorskip("viser", reason="viser is not installed (pip install -r requirements.txt)")
 
 from utils.errors import UserError  # noqa: E402

@@ -1,7 +1,6 @@
 """The viewer in a real browser: Debian's headless Chromium driven by Playwright (never a
 downloaded browser; .ci/run installs chromium). One small guided run, trained here, serves
 as the trained model (splats, cameras, click-to-render) and as the guided run (slider)."""
-import os
 import shutil
 import socket
 import time
@@ -17,8 +16,8 @@ from tests.demo_scenes import make_scene  # noqa: E402
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"))
                  if p), None)
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium executable (apt-get install chromium; .ci/run does)")
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium executable (apt-get install chromium; .ci/run does)")]
 VIEW_W, VIEW_H = 900, 600
 PANEL_W = 430           # the GUI panel covers the right of the canvas
 GUIDED = ["--eval", "--llffhold", "5", "--random_init", "300", "--iterations", "120",

@@ -252,7 +252,7 @@ def test_grow_spawns_only_in_empty_pixels_within_budget(monkeypatch):
             self.calls = []
 
     def add_regions(strategy, model, views, masks, budget, mode, scorer, min_priority=0.0,
-                    protect_until=0, spawn_opacity=0.1):
+                    protect_until=0, spawn_opacity=0.1, generator=None):
         strategy.calls.append((mode, int(masks[0].sum()), budget))
         return {"densified": min(budget, 3), "spawned": min(budget, int(masks[0].sum()))}
     monkeypatch.setattr(guidance_mod, "add_regions", add_regions)

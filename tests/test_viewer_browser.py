@@ -1,6 +1,7 @@
 """The viewer in a real browser: Debian's headless Chromium driven by Playwright (never a
 downloaded browser; .ci/run installs chromium). One small guided run, trained here, serves
-as the trained model (splats, cameras, click-to-render) and as the guided run (slider)."""
+as the trained model (splats, cameras, click-to-render) and as the guided run (slider); a
+two-round recolor edit of it serves as the edit view (round slider)."""
 import os
 import shutil
 import socket
@@ -64,12 +65,27 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="module")
+def edit_run(guided_run, tmp_path_factory):
+    from tests.test_viewer_edit import make_edit
+    return make_edit(guided_run, str(tmp_path_factory.mktemp("vedit") / "edit"))
+
+
 @pytest.fixture
 def opened(guided_run, browser):
+    yield from open_in_browser(guided_run, browser)
+
+
+@pytest.fixture
+def opened_edit(edit_run, browser):
+    yield from open_in_browser(edit_run, browser)
+
+
+def open_in_browser(folder, browser):
     """(viewer, page, client) once the browser is connected and has drawn the scene."""
     from viewer.app import open_viewer
     port = free_port()
-    v = open_viewer(guided_run, host="127.0.0.1", port=port, quiet=True)
+    v = open_viewer(folder, host="127.0.0.1", port=port, quiet=True)
     page = browser.new_page(viewport={"width": VIEW_W, "height": VIEW_H})
     try:
         page.goto(f"http://127.0.0.1:{port}")
@@ -191,3 +207,43 @@ def test_guided_run_slider_changes_the_highlighted_gaussians(opened):
     after = shot(page)
     assert np.abs(after - before).mean(2)[:, :VIEW_W - PANEL_W].mean() > 0.5
     page.get_by_text(f"Iteration {regions.analyses[1].iteration}").wait_for(timeout=10_000)
+
+
+def test_edit_round_slider_changes_the_shown_snapshot(opened_edit):
+    v, page, client = opened_edit
+    layer = v.layer
+    assert v.kind == "edit" and layer.current == 2 and layer.highlighted > 0
+    run = layer.run
+    round2 = v.model.arrays
+
+    def shots():
+        """(with the splats, the highlights and frustums alone)"""
+        time.sleep(1.5)
+        full = shot(page)
+        v.model.splats.visible = False
+        time.sleep(1.5)
+        layers = shot(page)
+        v.model.splats.visible = True
+        return full, layers
+
+    before, before_layers = shots()
+    thumb = page.get_by_role("slider").first
+    thumb.focus()
+    for want in (1, 0):
+        thumb.press("ArrowLeft")
+        assert wait_for(lambda: layer.current == want, timeout=15.0), \
+            f"slider did not reach round {want}"
+    # Round 0 is the input model: its splats, no RoI highlight, no edited views.
+    shown = v.model.arrays
+    g0 = run.gaussians(0)
+    assert shown.total == g0.num_points and shown is not round2
+    np.testing.assert_allclose(shown.centers, g0._xyz.detach().numpy()[shown.rows], atol=1e-6)
+    assert layer.highlighted == 0 and not layer.handles
+    page.get_by_text("input model").first.wait_for(timeout=10_000)
+    after, after_layers = shots()
+    canvas = (slice(None), slice(0, VIEW_W - PANEL_W))
+    assert np.abs(after - before).mean(2)[canvas].mean() > 0.5   # the edited splats changed
+    # Round 2's magenta RoI points are gone from the canvas.
+    magenta = lambda im: ((im[..., 0] > 180) & (im[..., 1] < 120) & (im[..., 2] > 140)).sum()
+    assert magenta(before_layers[canvas]) > 20, magenta(before_layers[canvas])
+    assert magenta(after_layers[canvas]) < magenta(before_layers[canvas]) / 4

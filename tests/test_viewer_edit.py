@@ -6,6 +6,7 @@ import socket
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("viser", reason="viser is not installed (pip install -r requirements.txt)")
 
@@ -69,11 +70,14 @@ def test_edit_run_loads_rounds_snapshots_roi_and_images(edit_run):
             assert [label for label, _ in imgs] == [label for _, label in IMAGE_KINDS]
             assert all(im.shape == (H, W, 3) and im.dtype == np.uint8 for _, im in imgs)
             pre, edited, _ = (im.astype(float) for _, im in imgs)
-            box = (slice(8, 40), slice(18, 50))
-            # The recolor target is redder than the pre-edit render inside the box only.
+            # The recolor target is redder than the pre-edit render inside the view's RoI
+            # mask, and (nearly) the pre-edit render outside it.
+            mask = np.asarray(Image.open(run.layout.roi(r, f"mask_view_{v:03d}.png"))
+                              .convert("L")) > 127
+            assert mask.any()
             redness = lambda im: (im[..., 0] - im[..., 1:].mean(-1))
-            assert redness(edited[box]).mean() > redness(pre[box]).mean() + 10
-            np.testing.assert_array_equal(edited[:8], pre[:8])
+            assert redness(edited[mask]).mean() > redness(pre[mask]).mean() + 10
+            assert np.abs(edited - pre)[~mask].mean() < np.abs(edited - pre)[mask].mean() / 3
         assert run.images(r, 10_000) == []            # a view the round did not edit
     # The edit moved the RoI Gaussians' colour towards red, and left the rest nearly alone.
     g2, w2 = run.gaussians(2), run.roi_weights(2)
@@ -108,7 +112,8 @@ def test_edit_view_round_slider_shows_each_rounds_snapshot(edit_run):
             roi = run.roi_weights(r)[arrays.rows] > 0.5
             assert layer.highlighted == roi.sum() > 0
             cloud = next(h for h in layer.handles if hasattr(h, "points"))
-            np.testing.assert_allclose(cloud.points, arrays.centers[roi], atol=1e-6)
+            # viser keeps point positions in float16
+            np.testing.assert_allclose(cloud.points, arrays.centers[roi], rtol=2e-3, atol=2e-3)
             edited = [h for h in layer.handles if not hasattr(h, "points")]
             assert len(edited) == len(run.rounds[r - 1]["views"])   # a red frustum per view
             assert f"Round {r}" in layer.summary.content

@@ -3,14 +3,23 @@
   open: a synthetic N-Gaussian model (default 1M, SH degree 3) in a model folder of the demo
         scene: seconds until view.py's server is ready, and until a headless Chromium shows
         the model (pixels differ from the background where it projects).
-  live: one training run with --viewer; a headless Chromium connects and disconnects in
-        alternating windows; median s/it with and without a connected browser. Training is
-        pinned to core 0 (one torch thread), the browser to core 1, so that what is measured
-        is the viewer's cost inside the training process, not the software-WebGL browser
-        competing for the same core (in real use the browser runs on the user's GPU).
+  live: one training run with --viewer; a headless Chromium opens and closes a page on its
+        viewer in alternating windows; median s/it with and without a browser watching.
+  control: the two controls for `live`: (1) --viewer with no browser against no --viewer,
+        in alternating runs (what the server costs by being there); (2) no --viewer while
+        the browser watches a different viser server (view.py on a static model, its own
+        process) in alternating windows (what the browser's own load costs training).
+  Training is pinned to core 0 with one torch thread (run with OMP_NUM_THREADS=1 so both
+  arms match), the browser and the static server to core 1; the live viewer's server
+  process inherits core 0 from training (the worst case: it shares training's core).
+  See bench/live_timing.py.
+  copy: what the training process itself pays: one on_iteration call with no browser, and
+        one snapshot copy of an N-Gaussian model into the shared-memory buffer.
 
 python bench/bench_viewer.py open [--n 1000000]
-python bench/bench_viewer.py live [--windows 3] [--window_s 20]
+python bench/bench_viewer.py live [--windows 3] [--window_s 20] [--refresh 2]
+python bench/bench_viewer.py control [--pairs 3] [--iterations 900] [--windows 3] [--window_s 20]
+python bench/bench_viewer.py copy [--n 1000000]
 """
 import argparse
 import os
@@ -160,6 +169,53 @@ def bench_control(args):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_copy(args):
+    """What the training process pays: LiveViewer.on_iteration with no browser, and one
+    snapshot copy of an N-Gaussian model into shared memory (medians of 5 and of 20)."""
+    import multiprocessing as mp
+    import torch
+    from viewer import live_channel as ch
+    pin_training()
+    n = args.n
+    g = torch.Generator().manual_seed(0)
+    parts = [torch.randn(n, 3, generator=g), torch.randn(n, 1, 3, generator=g),
+             torch.randn(n, 1, generator=g), torch.randn(n, 3, generator=g),
+             torch.randn(n, 4, generator=g)]
+    ctl, _ = ch.new_control(mp.get_context("spawn"))
+    w = ch.SnapshotWriter(ctl)
+    copies = []
+    try:
+        for i in range(6):
+            t = time.perf_counter()
+            w.write(i, *parts)
+            copies.append(time.perf_counter() - t)
+            ctl[ch.ACK] = ctl[ch.SEQ]
+    finally:
+        w.close()
+    from viewer.live import LiveViewer
+
+    class Trainer:  # what on_iteration reads
+        class log:
+            rows = [[1, "0.1"] + [""] * 6]
+        gaussians = type("G", (), {"num_points": n})()
+        phase_of = staticmethod(lambda it: "phase1")
+
+    lv = LiveViewer("127.0.0.1", args.port, quiet=True)
+    calls = []
+    try:
+        lv.wait_started()
+        for _ in range(20):
+            t = time.perf_counter()
+            for it in range(1000):
+                lv.on_iteration(Trainer, it)
+            calls.append((time.perf_counter() - t) / 1000)
+    finally:
+        lv.close()
+    print(f"copy: snapshot of {n:,} Gaussians into shared memory {np.median(copies[1:]) * 1e3:.2f} "
+          f"ms (first, with the segment's creation, {copies[0] * 1e3:.2f} ms); on_iteration "
+          f"with no browser {np.median(calls) * 1e6:.2f} us")
+
+
 def _wait_listening(port: int, timeout: float) -> bool:
     """True once the server answers an HTTP request (a bare connect upsets its websocket)."""
     import urllib.request
@@ -181,7 +237,7 @@ def _png(data: bytes):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["open", "live", "control"])
+    ap.add_argument("what", choices=["open", "live", "control", "copy"])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--max_splats", type=int, default=None)
     ap.add_argument("--port", type=int, default=8097)
@@ -194,7 +250,8 @@ def main():
     args = ap.parse_args()
     if CHROMIUM is None:
         raise SystemExit("needs chromium (apt-get install chromium)")
-    {"open": bench_open, "live": bench_live, "control": bench_control}[args.what](args)
+    {"open": bench_open, "live": bench_live, "control": bench_control,
+     "copy": bench_copy}[args.what](args)
 
 
 if __name__ == "__main__":

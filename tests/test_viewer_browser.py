@@ -3,9 +3,14 @@ downloaded browser; .ci/run installs chromium). One small guided run, trained he
 as the trained model (splats, cameras, click-to-render) and as the guided run (slider); a
 two-round recolor edit of it serves as the edit view (round slider)."""
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -15,6 +20,8 @@ sync_api = pytest.importorskip("playwright.sync_api",
                                reason="playwright is not installed (pip install -r requirements.txt)")
 
 from tests.demo_scenes import make_scene  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"))
                  if p), None)
@@ -48,9 +55,13 @@ def wait_for(cond, timeout=30.0, step=0.1):
 
 
 @pytest.fixture(scope="module")
-def guided_run(tmp_path_factory):
+def scene(tmp_path_factory):
+    return make_scene(tmp_path_factory.mktemp("vscene") / "demo", views=10, width=64, height=48)
+
+
+@pytest.fixture(scope="module")
+def guided_run(scene, tmp_path_factory):
     import train
-    scene = make_scene(tmp_path_factory.mktemp("vscene") / "demo", views=10, width=64, height=48)
     m = str(tmp_path_factory.mktemp("vguided") / "m")
     train.main(["-s", scene, "-m", m, *GUIDED])
     return m
@@ -247,3 +258,75 @@ def test_edit_round_slider_changes_the_shown_snapshot(opened_edit):
     magenta = lambda im: ((im[..., 0] > 180) & (im[..., 1] < 120) & (im[..., 2] > 140)).sum()
     assert magenta(before_layers[canvas]) > 20, magenta(before_layers[canvas])
     assert magenta(after_layers[canvas]) < magenta(before_layers[canvas]) / 4
+
+
+def test_live_run_streams_to_the_browser_and_pause_holds_training(scene, browser, tmp_path):
+    """train.py --viewer in its own process: the panel follows the run, the splats arrive,
+    Pause holds training until Resume, and closing the tab while paused resumes it."""
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.Popen(
+        [sys.executable, "train.py", "-s", scene, "-m", str(tmp_path / "m"), "--iterations",
+         "30000", "--save_iterations", "30000", "--test_iterations", "99999", "--viewer",
+         "--viewer_port", str(port), "--viewer_refresh", "0.5", "--disable_viewer", "--quiet",
+         "--no_tensorboard"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+
+    def listening():
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def panel(page):
+        return " ".join(page.inner_text("body").split())
+
+    def numbers(page, pattern):
+        m = re.search(pattern, panel(page))
+        return int(m.group(1).replace(",", "")) if m else None
+
+    page = None
+    try:
+        assert wait_for(listening, timeout=90.0), "the live viewer never listened"
+        page = browser.new_page(viewport={"width": VIEW_W, "height": VIEW_H})
+        page.goto(f"http://127.0.0.1:{port}")
+        assert wait_for(lambda: numbers(page, r"training: iteration (\d+)") is not None,
+                        timeout=60.0), panel(page)
+        assert wait_for(lambda: "splats from iteration" in panel(page), timeout=60.0)
+        assert re.search(r"[\d,]+ Gaussians, phase", panel(page))
+        first = numbers(page, r"training: iteration (\d+)")
+        assert wait_for(lambda: (numbers(page, r"training: iteration (\d+)") or 0) > first,
+                        timeout=30.0), "training does not advance in the panel"
+
+        page.get_by_role("button", name="Pause training").click()
+        assert wait_for(lambda: numbers(page, r"paused at iteration (\d+)") is not None,
+                        timeout=30.0), panel(page)
+        held = numbers(page, r"paused at iteration (\d+)")
+        time.sleep(2.0)
+        assert numbers(page, r"paused at iteration (\d+)") == held  # training is held
+        assert numbers(page, r"iteration (\d+), loss") == held
+        page.get_by_role("button", name="Resume training").click()
+        assert wait_for(lambda: (numbers(page, r"training: iteration (\d+)") or 0) > held,
+                        timeout=30.0), panel(page)
+
+        # Paused, then the tab closes: training goes on by itself.
+        page.get_by_role("button", name="Pause training").click()
+        assert wait_for(lambda: numbers(page, r"paused at iteration (\d+)") is not None,
+                        timeout=30.0)
+        held = numbers(page, r"paused at iteration (\d+)")
+        page.close()
+        page = browser.new_page(viewport={"width": VIEW_W, "height": VIEW_H})
+        page.goto(f"http://127.0.0.1:{port}")
+        assert wait_for(lambda: (numbers(page, r"training: iteration (\d+)") or 0) > held,
+                        timeout=60.0), panel(page)
+        assert run.poll() is None
+    finally:
+        if page is not None:
+            page.close()
+        run.send_signal(signal.SIGINT)
+        try:
+            run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.kill()
+    assert run.returncode == 130, run.stderr.read()
+    assert wait_for(lambda: not listening(), timeout=15.0), "the viewer outlived the run"

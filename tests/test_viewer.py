@@ -1,7 +1,9 @@
 """The viewer without a browser: splat conversion, subset choice, the server's host/port
-rules, the live hook (snapshots, pause, closed tabs) and what a guided run records for it.
+rules, the live viewer (its server process, the shared-memory snapshots, pause, closed tabs,
+a killed run) and what a guided run records for it.
 The browser itself: tests/test_viewer_browser.py."""
 import math
+import os
 import socket
 import threading
 import time
@@ -16,6 +18,9 @@ pytest.importorskip("viser", reason="viser is not installed (pip install -r requ
 
 from utils.errors import UserError  # noqa: E402
 from viewer.splats import select_rows, splat_arrays  # noqa: E402
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_port() -> int:
@@ -91,7 +96,7 @@ def listening_addresses(port: int):
     return out
 
 
-@pytest.mark.skipif(not __import__("os").path.exists("/proc/net/tcp"), reason="needs /proc/net")
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs /proc/net")
 def test_server_listens_only_on_the_host_and_a_taken_port_is_one_line():
     from viewer.server import open_server
     port = free_port()
@@ -160,46 +165,128 @@ def wait_for(cond, timeout=20.0):
     return True
 
 
-def test_live_hook_snapshots_only_for_a_browser_and_pause_never_outlives_the_tab():
+def browser_tab(port: int):
+    """A websocket connection as viser's browser client opens it: viser counts a client
+    from its first camera message."""
+    import msgspec
+    import viser
+    from viser._messages import ViewerCameraMessage
+    from websockets.sync.client import connect
+    ws = connect(f"ws://127.0.0.1:{port}", subprotocols=[f"viser-v{viser.__version__}"],
+                 max_size=None)
+    cam = ViewerCameraMessage((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, -3.0), 1.0, 0.01, 100.0, 480,
+                              640, (0.0, 0.0, 0.0), (0.0, -1.0, 0.0))
+    ws.send(msgspec.msgpack.encode(cam.as_serializable_dict()))
+    return ws
+
+
+def test_snapshot_channel_round_trip_and_growth():
+    import multiprocessing as mp
+    from viewer import live_channel as ch
+    ctl, _ = ch.new_control(mp.get_context("spawn"))
+    w = ch.SnapshotWriter(ctl)
+    r = ch.SnapshotReader(ctl, w.prefix)
+    try:
+        assert r.take() is None and w.ready()
+        for it, n in ((5, 10), (6, 2000), (7, 30)):   # the second one needs a bigger segment
+            g = torch.Generator().manual_seed(it)
+            parts = [torch.randn(n, 3, generator=g), torch.randn(n, 1, 3, generator=g),
+                     torch.randn(n, 1, generator=g), torch.randn(n, 3, generator=g),
+                     torch.randn(n, 4, generator=g)]
+            w.write(it, *parts)
+            assert not w.ready()           # the server has not taken it yet
+            got_it, data = r.take()
+            assert got_it == it and data.shape == (n, 14) and w.ready()
+            for a, b in zip(ch.split_columns(data), parts):
+                np.testing.assert_array_equal(a.numpy(), b.reshape(n, -1).numpy())
+            assert r.take() is None
+        assert ctl[ch.GEN] == 2
+    finally:
+        r.close()
+        w.close()
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(w.prefix)]
+
+
+def test_live_viewer_runs_the_server_in_a_child_process_and_never_holds_training():
+    from viewer import live_channel as ch
     from viewer.live import LiveViewer
-    lv = LiveViewer("127.0.0.1", free_port(), refresh_s=0.2, quiet=True)
+    port = free_port()
+    lv = LiveViewer("127.0.0.1", port, refresh_s=0.2, quiet=True)
     tr = FakeTrainer()
     try:
         lv.attach(tr)
         assert tr.plugins == [lv]
+        # The server listens in the child process, on the host asked for only.
+        assert listening_addresses(port) == ["0100007F"]
+        assert lv._proc.pid != os.getpid() and lv._proc.is_alive()
+        import threading as th
+        assert [t.name for t in th.enumerate() if "viser" in t.name.lower()] == []
         t0 = time.perf_counter()
         for it in range(1, 201):
             tr.log.rows.append([it, f"{1.0 / it:.6f}"] + [""] * 6)
-            lv(tr, it)
+            lv.on_iteration(tr, it)
         per_call = (time.perf_counter() - t0) / 200
-        assert lv.snapshots_sent == 0 and lv._slot is None  # nobody watching: no copies
-        assert per_call < 2e-3, per_call
-        assert lv.iteration == 200 and lv.loss == "0.005000" and lv.num_points == 500
+        assert lv.ctl[ch.SEQ] == 0          # nobody watching: no copies
+        assert per_call < 1e-3, per_call
+        assert lv.ctl[ch.ITER] == 200 and lv.ctl[ch.LOSS] == 0.005 and lv.ctl[ch.NPOINTS] == 500
+        assert lv.phase_label.value == b"phase1"
 
-        lv._clients = 1     # as if a tab were open
-        lv(tr, 201)
-        assert wait_for(lambda: lv.snapshots_sent == 1)
-        assert lv._splats is not None and len(lv._splats.buffer) == 500
-        # The snapshot is a copy: training may change the tensors at once.
-        tr.gaussians._xyz.data.add_(1.0)
+        tab = browser_tab(port)
+        assert wait_for(lambda: lv.clients == 1), "the tab never counted"
+        lv.on_iteration(tr, 201)
+        assert lv.ctl[ch.SEQ] == 1 and lv.ctl[ch.SNAP_ITER] == 201
+        assert wait_for(lambda: lv.snapshots_sent == 1), "the server never showed the snapshot"
+        lv.on_iteration(tr, 202)             # within refresh_s: no new copy
+        assert lv.ctl[ch.SEQ] == 1
+        time.sleep(0.25)
+        lv.on_iteration(tr, 203)
+        assert lv.ctl[ch.SEQ] == 2 and wait_for(lambda: lv.snapshots_sent == 2)
 
-        # Pause holds the hook until Resume ...
-        lv._toggle_pause()
+        # Pause (the button sets PAUSE in the server) holds the call until Resume ...
         done = threading.Event()
-        threading.Thread(target=lambda: (lv(tr, 202), done.set()), daemon=True).start()
-        assert wait_for(lambda: lv.paused_at == 202)
+        lv.ctl[ch.PAUSE] = 1.0
+        threading.Thread(target=lambda: (lv.on_iteration(tr, 204), done.set()),
+                         daemon=True).start()
+        assert wait_for(lambda: lv.ctl[ch.PAUSED_AT] == 204)
         assert not done.wait(0.5)
-        lv._toggle_pause()
-        assert done.wait(5.0) and lv.paused_at is None
-        # ... or until the last tab is gone.
-        lv._toggle_pause()
+        lv.ctl[ch.PAUSE] = 0.0
+        assert done.wait(5.0) and lv.ctl[ch.PAUSED_AT] == -1
+        # ... or until the last tab closes.
         done.clear()
-        threading.Thread(target=lambda: (lv(tr, 203), done.set()), daemon=True).start()
-        assert wait_for(lambda: lv.paused_at == 203)
-        lv._count_clients()  # no client is really connected: the "tab" closed
-        assert done.wait(5.0) and not lv.pause_requested
+        lv.ctl[ch.PAUSE] = 1.0
+        threading.Thread(target=lambda: (lv.on_iteration(tr, 205), done.set()),
+                         daemon=True).start()
+        assert wait_for(lambda: lv.ctl[ch.PAUSED_AT] == 205)
+        tab.close()
+        assert done.wait(10.0) and lv.clients == 0 and not lv.ctl[ch.PAUSE]
+        seq = lv.ctl[ch.SEQ]
+        time.sleep(0.25)
+        lv.on_iteration(tr, 206)
+        assert lv.ctl[ch.SEQ] == seq          # the tab is closed: no more copies
     finally:
         lv.close()
+    assert not lv._proc.is_alive() and listening_addresses(port) == []
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(lv.snapshots.prefix)]
+
+
+def test_live_server_exits_when_the_training_process_is_killed(tmp_path):
+    """A SIGKILLed run leaves no server listening on the port."""
+    import subprocess
+    import sys
+    port = free_port()
+    script = ("import os, sys, time; sys.path.insert(0, %r)\n"
+              "from viewer.live import LiveViewer\n"
+              "lv = LiveViewer('127.0.0.1', %d, quiet=True); lv.wait_started()\n"
+              "print('up', flush=True); time.sleep(600)\n") % (REPO, port)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "up"
+        assert listening_addresses(port) == ["0100007F"]
+        p.kill()
+        p.wait()
+        assert wait_for(lambda: listening_addresses(port) == [], timeout=15.0)
+    finally:
+        p.kill()
 
 
 def test_train_viewer_port_in_use_is_one_line(tmp_path, capsys):
@@ -231,3 +318,21 @@ def test_regions_view_reads_a_run_without_added_records(tmp_path):
     assert [a.iteration for a in got] == [10]
     assert load_added(str(d)) is None
     assert math.isfinite(got[0].iteration)
+
+
+def test_live_viewer_port_taken_after_the_check_is_one_line(monkeypatch):
+    """The port taken between our check and the server process's bind: still one line,
+    before training starts, and no server process left behind."""
+    import viewer.server
+    from viewer.live import LiveViewer
+    monkeypatch.setattr(viewer.server, "check_port_free", lambda *a, **k: None)
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+        lv = LiveViewer("127.0.0.1", port, quiet=True)
+        with pytest.raises(UserError) as e:
+            lv.wait_started()
+    msg = str(e.value)
+    assert "\n" not in msg and f"--viewer_port {port}: port already in use" in msg
+    assert not lv._proc.is_alive()

@@ -1,9 +1,16 @@
 """The viewer in a real browser: Debian's headless Chromium driven by Playwright (never a
 downloaded browser; .ci/run installs chromium). One small guided run, trained here, serves
-as the trained model (splats, cameras, click-to-render) and as the guided run (slider)."""
+as the trained model (splats, cameras, click-to-render) and as the guided run (slider); a
+two-round recolor edit of it serves as the edit view (round slider)."""
+import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -13,6 +20,8 @@ sync_api = pytest.importorskip("playwright.sync_api",
                                reason="playwright is not installed (pip install -r requirements.txt)")
 
 from tests.demo_scenes import make_scene  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"))
                  if p), None)
@@ -46,9 +55,13 @@ def wait_for(cond, timeout=30.0, step=0.1):
 
 
 @pytest.fixture(scope="module")
-def guided_run(tmp_path_factory):
+def scene(tmp_path_factory):
+    return make_scene(tmp_path_factory.mktemp("vscene") / "demo", views=10, width=64, height=48)
+
+
+@pytest.fixture(scope="module")
+def guided_run(scene, tmp_path_factory):
     import train
-    scene = make_scene(tmp_path_factory.mktemp("vscene") / "demo", views=10, width=64, height=48)
     m = str(tmp_path_factory.mktemp("vguided") / "m")
     train.main(["-s", scene, "-m", m, *GUIDED])
     return m
@@ -63,12 +76,27 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="module")
+def edit_run(guided_run, tmp_path_factory):
+    from tests.test_viewer_edit import make_edit
+    return make_edit(guided_run, str(tmp_path_factory.mktemp("vedit") / "edit"))
+
+
 @pytest.fixture
 def opened(guided_run, browser):
+    yield from open_in_browser(guided_run, browser)
+
+
+@pytest.fixture
+def opened_edit(edit_run, browser):
+    yield from open_in_browser(edit_run, browser)
+
+
+def open_in_browser(folder, browser):
     """(viewer, page, client) once the browser is connected and has drawn the scene."""
     from viewer.app import open_viewer
     port = free_port()
-    v = open_viewer(guided_run, host="127.0.0.1", port=port, quiet=True)
+    v = open_viewer(folder, host="127.0.0.1", port=port, quiet=True)
     page = browser.new_page(viewport={"width": VIEW_W, "height": VIEW_H})
     try:
         page.goto(f"http://127.0.0.1:{port}")
@@ -190,3 +218,115 @@ def test_guided_run_slider_changes_the_highlighted_gaussians(opened):
     after = shot(page)
     assert np.abs(after - before).mean(2)[:, :VIEW_W - PANEL_W].mean() > 0.5
     page.get_by_text(f"Iteration {regions.analyses[1].iteration}").wait_for(timeout=10_000)
+
+
+def test_edit_round_slider_changes_the_shown_snapshot(opened_edit):
+    v, page, client = opened_edit
+    layer = v.layer
+    assert v.kind == "edit" and layer.current == 2 and layer.highlighted > 0
+    run = layer.run
+    round2 = v.model.arrays
+
+    def shots():
+        """(with the splats, the highlights and frustums alone)"""
+        time.sleep(1.5)
+        full = shot(page)
+        v.model.splats.visible = False
+        time.sleep(1.5)
+        layers = shot(page)
+        v.model.splats.visible = True
+        return full, layers
+
+    before, before_layers = shots()
+    thumb = page.get_by_role("slider").first
+    thumb.focus()
+    for want in (1, 0):
+        thumb.press("ArrowLeft")
+        assert wait_for(lambda: layer.current == want, timeout=15.0), \
+            f"slider did not reach round {want}"
+    # Round 0 is the input model: its splats, no RoI highlight, no edited views.
+    shown = v.model.arrays
+    g0 = run.gaussians(0)
+    assert shown.total == g0.num_points and shown is not round2
+    np.testing.assert_allclose(shown.centers, g0._xyz.detach().numpy()[shown.rows], atol=1e-6)
+    assert layer.highlighted == 0 and not layer.handles
+    page.get_by_text("input model").first.wait_for(timeout=10_000)
+    after, after_layers = shots()
+    canvas = (slice(None), slice(0, VIEW_W - PANEL_W))
+    assert np.abs(after - before).mean(2)[canvas].mean() > 0.5   # the edited splats changed
+    # Round 2's magenta RoI points are gone from the canvas.
+    magenta = lambda im: ((im[..., 0] > 180) & (im[..., 1] < 120) & (im[..., 2] > 140)).sum()
+    assert magenta(before_layers[canvas]) > 20, magenta(before_layers[canvas])
+    assert magenta(after_layers[canvas]) < magenta(before_layers[canvas]) / 4
+
+
+def test_live_run_streams_to_the_browser_and_pause_holds_training(scene, browser, tmp_path):
+    """train.py --viewer in its own process: the panel follows the run, the splats arrive,
+    Pause holds training until Resume, and closing the tab while paused resumes it."""
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.Popen(
+        [sys.executable, "train.py", "-s", scene, "-m", str(tmp_path / "m"), "--iterations",
+         "30000", "--save_iterations", "30000", "--test_iterations", "99999", "--viewer",
+         "--viewer_port", str(port), "--viewer_refresh", "0.5", "--disable_viewer", "--quiet",
+         "--no_tensorboard"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+
+    def listening():
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def panel(page):
+        return " ".join(page.inner_text("body").split())
+
+    def numbers(page, pattern):
+        m = re.search(pattern, panel(page))
+        return int(m.group(1).replace(",", "")) if m else None
+
+    page = None
+    try:
+        assert wait_for(listening, timeout=90.0), "the live viewer never listened"
+        page = browser.new_page(viewport={"width": VIEW_W, "height": VIEW_H})
+        page.goto(f"http://127.0.0.1:{port}")
+        assert wait_for(lambda: numbers(page, r"training: iteration (\d+)") is not None,
+                        timeout=60.0), panel(page)
+        assert wait_for(lambda: "splats from iteration" in panel(page), timeout=60.0)
+        assert re.search(r"[\d,]+ Gaussians, phase", panel(page))
+        first = numbers(page, r"training: iteration (\d+)")
+        assert wait_for(lambda: (numbers(page, r"training: iteration (\d+)") or 0) > first,
+                        timeout=30.0), "training does not advance in the panel"
+
+        page.get_by_role("button", name="Pause training").click()
+        assert wait_for(lambda: numbers(page, r"paused at iteration (\d+)") is not None,
+                        timeout=30.0), panel(page)
+        held = numbers(page, r"paused at iteration (\d+)")
+        time.sleep(2.0)
+        assert numbers(page, r"paused at iteration (\d+)") == held  # training is held
+        assert numbers(page, r"iteration (\d+), loss") == held
+        page.get_by_role("button", name="Resume training").click()
+        assert wait_for(lambda: (numbers(page, r"training: iteration (\d+)") or 0) > held,
+                        timeout=30.0), panel(page)
+
+        # Paused, then the tab closes: training goes on by itself.
+        page.get_by_role("button", name="Pause training").click()
+        assert wait_for(lambda: numbers(page, r"paused at iteration (\d+)") is not None,
+                        timeout=30.0)
+        held = numbers(page, r"paused at iteration (\d+)")
+        page.close()
+        page = browser.new_page(viewport={"width": VIEW_W, "height": VIEW_H})
+        page.goto(f"http://127.0.0.1:{port}")
+        assert wait_for(lambda: (numbers(page, r"training: iteration (\d+)") or 0) > held,
+                        timeout=60.0), panel(page)
+        assert run.poll() is None
+    finally:
+        if page is not None:
+            page.close()
+        run.send_signal(signal.SIGINT)
+        try:
+            run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.kill()
+    assert run.returncode == 130, run.stderr.read()
+    assert wait_for(lambda: not listening(), timeout=15.0), "the viewer outlived the run"

@@ -1,167 +1,174 @@
 """train.py --viewer: watch a run in the browser while it trains.
 
-One call per iteration into LiveViewer (a Trainer hook) that costs next to nothing: it notes
-the iteration and, every `refresh_s` seconds and only while a browser is connected and the
-last snapshot has been sent, copies the Gaussian parameters (a memcpy) into a one-slot
-mailbox. A sender thread turns the copy into splats and pushes them and the numbers (loss,
-Gaussians, phase, iteration, s/it) to the browser. Training never waits on the browser;
-the only wait is the user's own Pause, and that ends when the last tab closes.
+The viser server runs in a child process (viewer/live_server.py): its websocket threads,
+the splat conversion and the panel never share the training process's interpreter. The
+training side is one call per iteration, `on_iteration(trainer, iteration)`, that writes
+a few numbers into shared memory and, every `refresh_s` seconds and only while a browser
+is connected and the server has taken the last snapshot, copies the Gaussian parameters
+into a shared-memory buffer (a memcpy). Training never waits on the browser or the server;
+the only wait is the user's own Pause, and that ends when the last tab closes (or the
+server process is gone).
 """
+import multiprocessing as mp
 import threading
 import time
-from typing import Optional
+import weakref
 
 import numpy as np
 
 from editing.artifacts import to_uint8
 from scene.plugins import TrainingPlugin
 from scene.training_log import COLUMNS
-from viewer.cameras import add_frustums, up_direction, view_spec
-from viewer.server import open_server, set_background
-from viewer.splats import DEFAULT_MAX_SPLATS, scene_bounds, splat_arrays
+from utils.errors import UserError
+from viewer import live_channel as ch
+from viewer.splats import DEFAULT_MAX_SPLATS
 
 LOSS_COLUMN = COLUMNS.index("loss")
-PARAMS = ("_xyz", "_features_dc", "_opacity", "_scaling", "_rotation")
+START_TIMEOUT_S = 120.0
 
 
 class LiveViewer(TrainingPlugin):
+    """The training process's end of the live viewer.
+
+    Constructing it checks the port (one clear line if taken) and starts the server process;
+    attach() waits for it to listen, hands it the cameras and hooks on_iteration into the
+    trainer; close() stops it."""
+
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, refresh_s: float = 2.0,
                  max_splats: int = DEFAULT_MAX_SPLATS, quiet: bool = False):
-        self.server = open_server(host, port, "--viewer_port", "--viewer_host", quiet)
-        self.refresh_s, self.max_splats = float(refresh_s), max_splats
-        self.iteration, self.loss, self.num_points, self.phase = 0, None, 0, ""
-        self.pause_requested = False
-        self.paused_at: Optional[int] = None
-        self.snapshots_sent = 0
-        self._slot = None                  # (iteration, tensors) waiting for the sender
-        self._busy = False                 # a snapshot is being converted / sent
+        from viewer.server import check_port_free, require_viser
+        require_viser()
+        check_port_free(host, port, "--viewer_port", "--viewer_host")
+        self.host, self.port, self.quiet = host, port, quiet
+        self.refresh_s = float(refresh_s)
+        ctx = mp.get_context("spawn")   # no fork of a process with torch's threads
+        self.ctl, self.phase_label = ch.new_control(ctx)
+        self.snapshots = ch.SnapshotWriter(self.ctl)
+        # Pipes, not Queues: no named semaphores for a killed run to leave behind.
+        setup_recv, self._setup = ctx.Pipe(duplex=False)
+        self._result, result_send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(
+            target=_serve, name="live-viewer", daemon=True,
+            args=(host, port, self.refresh_s, max_splats, self.ctl, self.phase_label,
+                  self.snapshots.prefix, setup_recv, result_send))
+        self._proc.start()
+        setup_recv.close()
+        result_send.close()
+        # If the run fails before close() (a bad scene), the server still stops.
+        weakref.finalize(self, _stop, self.ctl)
+        self._started = False
+        self._phase = ""
         self._next_snapshot = 0.0
-        self._clients = 0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._splats = None
-        self._cams = []
-        self._times = []                   # (monotonic time, iteration) for s/it
-        gui = self.server.gui
-        with gui.add_folder("Training", order=0):
-            self.stats = gui.add_markdown("waiting for the first iteration ...")
-            self.pause = gui.add_button("Pause training")
-        self.pause.on_click(lambda _: self._toggle_pause())
-        self.server.on_client_connect(lambda _: self._count_clients())
-        self.server.on_client_disconnect(lambda _: self._count_clients())
-        self._thread = threading.Thread(target=self._send_loop, name="live-viewer", daemon=True)
 
     # -- wiring -----------------------------------------------------------------------
     def attach(self, trainer):
-        """Hook into the training loop (called after every optimizer step)."""
-        self._cams = list(trainer.scene.getTrainCameras())
-        self._background = trainer.background.detach().cpu().numpy()
+        """Wait for the server, send it the cameras, hook on_iteration into the loop."""
+        self.wait_started()
+        from viewer.cameras import view_spec
+        cams = list(trainer.scene.getTrainCameras())
+        specs = [view_spec(c, "train", _thumb(c)) for c in cams]
+        setup = (specs, trainer.background.detach().cpu().numpy())
+        # From a thread: a big camera set fills the pipe until the server reads it.
+        threading.Thread(target=_send_quietly, args=(self._setup, setup), daemon=True).start()
         trainer.add_plugin(self)
-        self._thread.start()
         return self
 
+    def wait_started(self):
+        """Block until the server listens; UserError (one line) if it could not."""
+        if self._started:
+            return
+        t0 = time.monotonic()
+        while True:
+            try:
+                if self._result.poll(0.2):
+                    kind, message = self._result.recv()
+                    break
+            except (EOFError, OSError):  # the server process is gone
+                pass
+            if not self._proc.is_alive():
+                kind, message = "error", "--viewer: the viewer server process exited"
+                break
+            if time.monotonic() - t0 > START_TIMEOUT_S:
+                kind, message = "error", "--viewer: the viewer server did not start"
+                break
+        if kind != "ready":
+            self.close()
+            raise UserError(message)
+        self._started = True
+        if not self.quiet:
+            print(f"Viewer: http://{self.host}:{self.port}", flush=True)
+
+    @property
+    def clients(self) -> int:
+        return int(self.ctl[ch.CLIENTS])
+
+    @property
+    def snapshots_sent(self) -> int:
+        return int(self.ctl[ch.SENT])
+
     def close(self):
-        self._stop.set()
-        self._wake.set()
-        self.pause_requested = False
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
-        self.server.stop()
+        self.ctl[ch.STOP] = 1.0
+        self.ctl[ch.PAUSE] = 0.0
+        if self._proc.is_alive():
+            self._proc.join(timeout=10.0)
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join(timeout=5.0)
+        self._setup.close()
+        self._result.close()
+        self.snapshots.close()
 
-    # -- the per-iteration hook: must stay cheap -----------------------------------------
+    # -- the per-iteration call: must stay cheap ----------------------------------------
     def after_step(self, step):
-        self(step.trainer, step.iteration)
+        self.on_iteration(step.trainer, step.iteration)
 
-    def __call__(self, trainer, iteration: int):
-        self.iteration = iteration
+    def on_iteration(self, trainer, iteration: int):
+        """Publish the iteration's numbers; now and then a snapshot; hold while paused.
+        Reads only trainer.gaussians, the last loss and the phase label."""
+        ctl = self.ctl
+        g = trainer.gaussians
+        ctl[ch.ITER] = iteration
         rows = trainer.log.rows
         if rows:
-            self.loss = rows[-1][LOSS_COLUMN]
-        self.num_points = trainer.gaussians.num_points
-        self.phase = trainer.phase_of(iteration)
-        if self.pause_requested:
+            ctl[ch.LOSS] = float(rows[-1][LOSS_COLUMN])
+        ctl[ch.NPOINTS] = g.num_points
+        phase = trainer.phase_of(iteration)
+        if phase != self._phase:
+            self._phase = phase
+            ch.set_phase(self.phase_label, phase or "")
+        if ctl[ch.PAUSE]:
             self._hold(iteration)
-        now = time.monotonic()
-        if self._clients and not self._busy and now >= self._next_snapshot:
-            g = trainer.gaussians
-            self._slot = (iteration, [getattr(g, n).detach().clone() for n in PARAMS])
-            self._busy = True
-            self._next_snapshot = now + self.refresh_s
-            self._wake.set()
+        if ctl[ch.CLIENTS] and self.snapshots.ready():
+            now = time.monotonic()
+            if now >= self._next_snapshot:
+                self.snapshots.write(iteration, g._xyz, g._features_dc, g._opacity,
+                                     g._scaling, g._rotation)
+                self._next_snapshot = now + self.refresh_s
 
     def _hold(self, iteration: int):
-        """Pause: wait until Resume, or until no browser is left to press it."""
-        self.paused_at = iteration
-        self._wake.set()
-        while self.pause_requested and self._clients and not self._stop.is_set():
+        """Pause: wait until Resume, or until no browser (or no server) is left."""
+        ctl = self.ctl
+        ctl[ch.PAUSED_AT] = iteration
+        while ctl[ch.PAUSE] and ctl[ch.CLIENTS] and not ctl[ch.STOP] and self._proc.is_alive():
             time.sleep(0.1)
-        self.pause_requested = False
-        self.paused_at = None
-        self.pause.label = "Pause training"
+        ctl[ch.PAUSE] = 0.0
+        ctl[ch.PAUSED_AT] = -1.0
 
-    def _toggle_pause(self):
-        self.pause_requested = not self.pause_requested
-        self.pause.label = "Resume training" if self.pause_requested else "Pause training"
-        self._wake.set()
 
-    def _count_clients(self):
-        self._clients = len(self.server.get_clients())
-        if not self._clients:
-            self.pause_requested = False   # a closed tab never leaves training paused
-        self._wake.set()
+def _stop(ctl):
+    ctl[ch.STOP] = 1.0
 
-    # -- the sender thread ---------------------------------------------------------------
-    def _send_loop(self):
-        self._add_cameras()
-        while not self._stop.is_set():
-            self._wake.wait(1.0)
-            self._wake.clear()
-            slot, self._slot = self._slot, None
-            if slot is not None:
-                try:
-                    self._send(*slot)
-                finally:
-                    self._busy = False
-            self._show_stats()
 
-    def _send(self, iteration: int, tensors):
-        arrays = splat_arrays(*tensors, max_splats=self.max_splats)
-        if self._splats is None:
-            self._splats = self.server.scene.add_gaussian_splats(
-                "/splats", centers=arrays.centers, covariances=arrays.covariances,
-                rgbs=arrays.rgbs, opacities=arrays.opacities)
-        else:
-            self._splats.set_gaussians(arrays.centers, arrays.covariances, arrays.rgbs,
-                                       arrays.opacities)
-        self.snapshots_sent += 1
-        self.shown = (iteration, arrays.note())
+def _send_quietly(conn, obj):
+    try:
+        conn.send(obj)
+    except OSError:  # the server is gone: nothing to tell it
+        pass
 
-    def _add_cameras(self):
-        if not self._cams:
-            return
-        specs = [view_spec(c, "train", _thumb(c)) for c in self._cams]
-        pos = np.stack([s.position for s in specs])
-        centre, radius = scene_bounds(pos)
-        self.server.scene.set_up_direction(tuple(float(x) for x in up_direction(specs)))
-        self.server.initial_camera.position = tuple(float(x) for x in
-                                                    specs[0].position * 1.5 - centre * 0.5)
-        self.server.initial_camera.look_at = tuple(float(x) for x in centre)
-        add_frustums(self.server, specs, radius * 0.05)
-        set_background(self.server, self._background)
 
-    def _show_stats(self):
-        now = time.monotonic()
-        self._times = [(t, i) for t, i in self._times if now - t < 10.0] + [(now, self.iteration)]
-        (t0, i0), (t1, i1) = self._times[0], self._times[-1]
-        rate = f"{(t1 - t0) / (i1 - i0):.3f} s/it" if i1 > i0 else "-"
-        state = (f"**paused** at iteration {self.paused_at}" if self.paused_at is not None
-                 else "**pausing** ..." if self.pause_requested else "training")
-        shown = getattr(self, "shown", None)
-        self.stats.content = (
-            f"{state}: iteration **{self.iteration}**, loss {self.loss or '-'}, "
-            f"**{self.num_points:,}** Gaussians, phase {self.phase or '-'}, {rate}  \n"
-            + (f"splats from iteration {shown[0]} ({shown[1]}), every {self.refresh_s:g} s"
-               if shown else "splats: waiting for a snapshot"))
+def _serve(*args):
+    from viewer.live_server import serve
+    serve(*args)
 
 
 def _thumb(cam, width: int = 160) -> np.ndarray:

@@ -6,24 +6,15 @@ alpha/<index>.png (accumulated opacity, 8-bit grey) from which metrics.py report
 import os
 from argparse import ArgumentParser
 
-import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from arguments import (CliParser, Int, ModelParams, PipelineParams, check_args,
                        get_combined_args)
 from arguments.ranges import ITERATIONS_MAX
 from utils.errors import UserError, user_errors_exit
-from utils.io_utils import atomic_path, guarded_write
-
-
-def save_png(tensor: torch.Tensor, path: str):
-    arr = (tensor.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    if arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
+from utils.image_utils import save_png
+from utils.io_utils import guarded_write
 
 
 def render_set(model_path, name, iteration, views, gaussians, pipeline, background, quiet,

@@ -26,6 +26,7 @@ import yaml
 
 from utils.errors import UserError
 from utils.general_utils import get_rng_state
+from utils.image_utils import save_png  # noqa: F401 - the round manager saves through here
 from utils.io_utils import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
 
 CHECKPOINT_FORMAT = "gs-edit-checkpoint-v1"
@@ -66,20 +67,6 @@ class Layout:
 
 
 # ------------------------------------------------------------------ images and arrays
-
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """(3,H,W) or (H,W) float in [0,1] -> HxWx3 / HxW uint8."""
-    a = img.detach().clamp(0, 1).cpu().numpy()
-    if a.ndim == 3:
-        a = a.transpose(1, 2, 0)
-    return (a * 255.0 + 0.5).astype(np.uint8)
-
-
-def save_png(img: torch.Tensor, path: str):
-    from PIL import Image
-    with atomic_path(path) as tmp:
-        Image.fromarray(to_uint8(img)).save(tmp, format="PNG")
-
 
 def save_npy(arr: np.ndarray, path: str):
     with atomic_path(path) as tmp:

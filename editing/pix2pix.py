@@ -14,6 +14,7 @@ import torch
 
 from editing.editors import Editor
 from utils.errors import UserError
+from utils.image_utils import to_uint8, to_uint8_hwc
 
 MULTIPLE = 64  # SD's VAE downsamples 8x and its UNet 8x more: sides must divide by 64
 
@@ -99,15 +100,14 @@ class Pix2PixEditor(Editor):
         self.load()
         _, H, W = image.shape
         w, h = diffusion_size(W, H, self.size)
-        arr = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5)
-        pil = Image.fromarray(arr.astype(np.uint8)).resize((w, h), Image.BICUBIC)
+        pil = Image.fromarray(to_uint8_hwc(image)).resize((w, h), Image.BICUBIC)
         # A CPU generator gives the same noise on every device for a given seed.
         gen = torch.Generator("cpu").manual_seed(int(seed))
         out = self.pipe(prompt=instruction, image=pil, num_inference_steps=self.steps,
                         guidance_scale=self.guidance_scale,
                         image_guidance_scale=self.image_guidance_scale, generator=gen,
                         output_type="np").images[0]
-        edited = Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
+        edited = Image.fromarray(to_uint8(out))
         edited = np.asarray(edited.resize((W, H), Image.BICUBIC), dtype=np.float32) / 255.0
         return torch.from_numpy(edited).permute(2, 0, 1).to(image.device, image.dtype)
 

@@ -9,6 +9,7 @@ from scene.cameras import Camera
 from scene.depth_maps import apply_params, is_reliable, load_invdepth
 from utils.errors import UserError, elide, one_line
 from utils.graphics_utils import focal2fov, fov2focal
+from utils.image_utils import to_uint8
 
 WARNED = False  # the "-r -1 downscales to 1600 px" line is printed once per process
 
@@ -76,7 +77,7 @@ def load_image(path, size=None, white_background=False):
     alpha = arr[..., 3:4].astype(np.float32) / 255.0
     bg = 1.0 if white_background else 0.0
     out = np.clip(rgb_pm + bg * (1.0 - alpha), 0.0, 1.0)  # premultiplied "over"
-    img = torch.from_numpy(np.round(out * 255.0).astype(np.uint8)).permute(2, 0, 1)
+    img = torch.from_numpy(to_uint8(out, "half_even")).permute(2, 0, 1)
     return img, torch.from_numpy(arr[..., 3].copy())[None]
 
 

@@ -13,8 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from editing.artifacts import to_uint8
 from scene.training_log import COLUMNS
+from utils.image_utils import to_uint8_hwc
 from viewer.cameras import add_frustums, up_direction, view_spec
 from viewer.server import open_server, set_background
 from viewer.splats import DEFAULT_MAX_SPLATS, scene_bounds, splat_arrays
@@ -163,4 +163,4 @@ class LiveViewer:
 def _thumb(cam, width: int = 160) -> np.ndarray:
     img = cam.original_image
     step = max(1, int(np.ceil(img.shape[2] / width)))
-    return to_uint8(img[:, ::step, ::step])
+    return to_uint8_hwc(img[:, ::step, ::step])

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from editing.artifacts import to_uint8
 from utils.errors import UserError
+from utils.image_utils import to_uint8_hwc
 
 
 def load_settings(model_path: str):
@@ -118,4 +118,4 @@ class TrainedModel:
             img = render(cam, g, self.pipe, self.background)["render"].clamp(0, 1)
         gt = cam.original_image.to(img.device)
         value = float(psnr(img[None], gt[None]).mean())
-        return to_uint8(img), to_uint8(gt), value
+        return to_uint8_hwc(img), to_uint8_hwc(gt), value

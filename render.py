@@ -12,6 +12,7 @@ from tqdm import tqdm
 from arguments import (CliParser, Int, ModelParams, PipelineParams, check_args,
                        get_combined_args)
 from arguments.ranges import ITERATIONS_MAX
+from utils.device import resolve_device, resolve_secondary_device
 from utils.errors import UserError, user_errors_exit
 from utils.image_utils import save_png
 from utils.io_utils import guarded_write
@@ -43,10 +44,9 @@ def render_set(model_path, name, iteration, views, gaussians, pipeline, backgrou
 def render_sets(dataset, iteration, pipeline, skip_train, skip_test, quiet):
     from scene import Scene
     from scene.gaussian_model import GaussianModel
-    from scene.trainer import resolve_device
     device = resolve_device(dataset.device)
-    if dataset.data_device in (None, "", "auto"):
-        dataset.data_device = str(device)
+    dataset.data_device = str(resolve_secondary_device(dataset.data_device, device,
+                                                       "--data_device"))
     gaussians = GaussianModel(dataset.sh_degree, device=device)
     dataset.depths = ""  # depth maps (-d) only supervise training; rendering does not read them
     scene = Scene(dataset, gaussians, load_iteration=iteration, quiet=quiet)

@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 from scene.cameras import Camera
 from scene.depth_maps import apply_params, is_reliable, load_invdepth
+from utils.device import resolve_device
 from utils.errors import UserError, elide, one_line
 from utils.graphics_utils import focal2fov, fov2focal
 from utils.image_utils import to_uint8
@@ -82,8 +83,7 @@ def load_image(path, size=None, white_background=False):
 
 
 def loadCam(args, id, cam_info, resolution_scale, is_test=None):
-    if str(torch.device(args.data_device).type) == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--data_device {args.data_device}: CUDA is not available here")
+    resolve_device(args.data_device, "--data_device")  # one line, not a traceback, if unusable
     image, alpha = load_image(
         cam_info.image_path,
         lambda w, h: _target_size(w, h, args.resolution, resolution_scale),

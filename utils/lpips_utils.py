@@ -12,14 +12,10 @@ import warnings
 
 import torch
 
+from utils.device import resolve_device
+
 _cache = {}
 _last_reason = None
-
-
-def _default_device():
-    if torch.accelerator.is_available():
-        return torch.accelerator.current_accelerator()
-    return torch.device("cpu")
 
 
 def _build(net: str, device):
@@ -56,7 +52,7 @@ def try_load_lpips(net: str = "vgg", device=None, normalize: bool = False):
     fn(img1, img2) takes (3,H,W) or (B,3,H,W) images in [0, 1] on any device and returns the
     LPIPS distance per image (0-d tensor or (B,)), lower is better."""
     global _last_reason
-    device = torch.device(device) if device is not None else _default_device()
+    device = torch.device(device) if device is not None else resolve_device(None)
     key = (net, str(device))
     if key not in _cache:
         _cache[key] = _build(net, device)

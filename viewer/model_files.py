@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from utils.device import resolve_device, resolve_secondary_device
 from utils.errors import UserError
 from utils.image_utils import to_uint8_hwc
 
@@ -72,12 +73,11 @@ class TrainedModel:
     """Gaussians of one saved iteration plus the training and test cameras."""
 
     def __init__(self, model_path: str, iteration: int = -1, with_cameras: bool = True):
-        from scene.trainer import resolve_device
         self.model_path = model_path
         self.dataset, self.pipe = load_settings(model_path)
         self.device = resolve_device(self.dataset.device)
-        if self.dataset.data_device in (None, "", "auto"):
-            self.dataset.data_device = str(self.device)
+        self.dataset.data_device = str(resolve_secondary_device(
+            self.dataset.data_device, self.device, "--data_device"))
         self.ply, self.iteration = ply_path(model_path, iteration)
         self.gaussians = load_gaussians(self.ply, self.dataset.sh_degree, self.device)
         bg = [1.0, 1.0, 1.0] if self.dataset.white_background else [0.0, 0.0, 0.0]

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from scene.dataset_readers import detect_scene_type, readNerfSyntheticInfo, sceneLoadTypeCallbacks
-from utils.camera_utils import cameraList_from_camInfos
+from scene.camera_loading import cameraList_from_camInfos
 from utils.errors import UserError
 from utils.graphics_utils import geom_transform_points
 

@@ -11,7 +11,7 @@ import torch
 
 from scene.colmap_loader import read_model
 from scene.dataset_readers import readColmapSceneInfo
-from utils.camera_utils import cameraList_from_camInfos
+from scene.camera_loading import cameraList_from_camInfos
 from utils.graphics_utils import geom_transform_points
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

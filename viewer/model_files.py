@@ -102,7 +102,7 @@ class TrainedModel:
         """The Camera of view i at the training resolution (photo loaded), cached."""
         with self._lock:
             if i not in self._cams:
-                from utils.camera_utils import loadCam
+                from scene.camera_loading import loadCam
                 self._cams[i] = loadCam(self.dataset, i, self.infos[i], 1.0)
             return self._cams[i]
 

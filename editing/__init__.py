@@ -6,14 +6,15 @@ deterministic editor for tests) -> the edits become the training targets -> opti
 shared training loop (scene/trainer.py) under the edit objective -> save everything.
 
 Modules (one concern each):
-  config     flags, YAML config merge, validation
-  editors    the "edit function" abstraction (render -> edited image) and a deterministic one
-  pix2pix    the InstructPix2Pix editor (diffusers, loaded lazily)
-  roi        RoI annotations -> 2D masks -> per-Gaussian edit weights -> per-view soft masks
-  views      coverage-aware, residual-prioritised view selection
-  losses     the edit objective (RoI photometric, preservation, opacity, consistency, regs)
-  policies   mode policies (restyle / replace / remove) and the edit's gradient statistics
-  metrics    per-round metrics (RoI PSNR/SSIM/LPIPS, drift, consistency, CLIP direction)
-  artifacts  the output layout, atomic writes, checkpoints, training_state, manifest
-  rounds     the round manager (EditSession): rounds, resume, restart from a round
+  config       flags, YAML config merge, validation
+  editor_base  the "edit function" interface (render -> edited image)
+  editors      the deterministic editor and make_editor (which picks one from --editor)
+  pix2pix      the InstructPix2Pix editor (diffusers, loaded lazily)
+  roi          RoI annotations -> 2D masks -> per-Gaussian edit weights -> per-view soft masks
+  views        coverage-aware, residual-prioritised view selection
+  losses       the edit objective (RoI photometric, preservation, opacity, consistency, regs)
+  policies     mode policies (restyle / replace / remove) and the edit's gradient statistics
+  metrics      per-round metrics (RoI PSNR/SSIM/LPIPS, drift, consistency, CLIP direction)
+  artifacts    the output layout, atomic writes, checkpoints, training_state, manifest
+  rounds       the round manager (EditSession): rounds, resume, restart from a round
 """

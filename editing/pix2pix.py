@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from editing.editors import Editor
+from editing.editor_base import Editor
 from utils.errors import UserError
 from utils.image_utils import to_uint8, to_uint8_hwc
 

@@ -29,8 +29,8 @@ BROWSER_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ign
 
 
 def demo_scene(folder: str, views=16, w=160, h=120) -> str:
-    from tests.demo_scenes import make_scene
-    return make_scene(os.path.join(folder, "demo"), views, w, h)
+    from scripts.make_demo_scene import make_demo_scene
+    return make_demo_scene(os.path.join(folder, "demo"), views, w, h)
 
 
 def synthetic_model(folder: str, scene: str, n: int) -> str:

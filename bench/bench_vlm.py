@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 
 from semantic.vlm import load_vlm  # noqa: E402
 from utils.device import resolve_device  # noqa: E402
-from tests.tiny_qwen import SHORT_PROMPTS, build_tokenizer, fit_answer, save_tiny_qwen  # noqa: E402
+from bench.tiny_qwen import SHORT_PROMPTS, build_tokenizer, fit_answer, save_tiny_qwen  # noqa: E402
 
 QWEN3_VL_2B = dict(
     text_config=dict(vocab_size=151_936, hidden_size=2048, intermediate_size=6144,

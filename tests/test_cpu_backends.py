@@ -6,7 +6,7 @@ import torch
 
 from gaussian_renderer import cpp_backend, torch_backend
 from gaussian_renderer.reference import reference_rasterize
-from tests.raster_cases import look_at_settings, random_gaussians, rasterizer_inputs
+from bench.raster_cases import look_at_settings, random_gaussians, rasterizer_inputs
 
 
 @pytest.fixture(params=["torch", "cpp"])

@@ -14,7 +14,7 @@ from semantic.proposers import Observation, QwenProposer
 from semantic.vlm import QwenVL, load_vlm, vlm_size
 from tests.demo_scenes import make_scene
 from tests.test_train_e2e import train_inprocess
-from tests.tiny_qwen import SHORT_PROMPTS, fit_answer, save_tiny_qwen
+from bench.tiny_qwen import SHORT_PROMPTS, fit_answer, save_tiny_qwen
 from utils.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

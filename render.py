@@ -4,6 +4,7 @@ Writes <model>/<split>/ours_<N>/{renders,gt}/<index>.png as the reference codeba
 alpha/<index>.png (accumulated opacity, 8-bit grey) from which metrics.py reports coverage.
 """
 import os
+import sys
 from argparse import ArgumentParser
 
 import torch
@@ -81,10 +82,10 @@ def build_parser():
     return parser, model, pipeline
 
 
-def main(argv=None):
+def main(argv):
     parser, model, pipeline = build_parser()
     with user_errors_exit("render.py"):
-        args = get_combined_args(parser, None if argv is None else list(argv))
+        args = get_combined_args(parser, argv)
         if not getattr(args, "model_path", None):
             raise UserError("-m/--model_path is required")
         if not os.path.isfile(os.path.join(args.model_path, "cfg_args")):
@@ -100,4 +101,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

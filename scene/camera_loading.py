@@ -12,7 +12,9 @@ from utils.errors import UserError, elide, one_line
 from utils.graphics_utils import focal2fov, fov2focal
 from utils.image_utils import to_uint8
 
-WARNED = False  # the "-r -1 downscales to 1600 px" line is printed once per process
+# Not a cache: the reference's print-once flag for the "-r -1 downscales to 1600 px" line
+# (train and test lists are loaded separately; the line is printed once per process).
+WARNED = False
 
 
 def _target_size(orig_w, orig_h, resolution, resolution_scale):

@@ -168,15 +168,11 @@ def describe_model(name: Optional[str], cache: Optional[dict] = None) -> Optiona
     cache snapshot when there is one)."""
     if not name:
         return None
-    from editing.pix2pix import looks_local
+    from utils.hf_models import local_snapshot
     rec = {"id": name, "path": None, "files": None}
-    folder = os.path.expanduser(name) if looks_local(name) else None
-    if folder is None:
-        try:
-            from huggingface_hub import snapshot_download
-            folder = snapshot_download(name, local_files_only=True)
-        except Exception as e:
-            rec["note"] = f"no local snapshot to hash ({type(e).__name__})"
+    folder, note = local_snapshot(name)
+    if note:
+        rec["note"] = note
     if folder and os.path.isdir(folder):
         rec["path"] = os.path.abspath(folder)
         rec["files"] = hash_folder(folder, (cache or {}).get("files"))

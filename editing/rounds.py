@@ -101,7 +101,7 @@ class EditSession:
     # ================================================================== setup
     def setup(self):
         cfg = self.cfg
-        from editing.pix2pix import check_model_folder
+        from utils.hf_models import check_model_folder
         from gaussian_renderer import render
         from scene import Scene
         from scene.gaussian_model import GaussianModel

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from arguments.ranges import CliParser, iteration
+from utils.device import resolve_device
 from utils.errors import UserError, user_errors_exit
 from utils.image_utils import psnr
 from utils.io_utils import atomic_write_json
@@ -163,19 +164,6 @@ def _trained_with_exposure(model_path: str) -> bool:
     return bool(read_cfg_args(model_path).get("train_test_exp", False))
 
 
-def _resolve_device(name):
-    if name is None:
-        if torch.accelerator.is_available():
-            return torch.accelerator.current_accelerator()
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError, ValueError) as e:
-        raise UserError(f"--device {name} is not usable here: {str(e).splitlines()[0]}") from e
-    return device
-
-
 def build_parser():
     parser = CliParser(prog=PROG, description="PSNR / SSIM / LPIPS of rendered views.")
     parser.add_argument("--model_paths", "-m", required=True, nargs="+", type=str,
@@ -189,7 +177,7 @@ def build_parser():
                         help="map images to [-1,1] before LPIPS as the lpips package documents "
                              "(default feeds [0,1] like the reference metrics.py, so numbers "
                              "match published 3DGS tables)")
-    parser.add_argument("--device", default=None, help="torch device (default: accelerator if any, else cpu)")
+    parser.add_argument("--device", default=None, help="torch device (default: CUDA when available, else cpu)")
     return parser
 
 
@@ -197,7 +185,7 @@ def main(argv=None):
     parser = build_parser()
     with user_errors_exit(PROG):
         args = parser.parse_args(argv)
-        device = _resolve_device(args.device)
+        device = resolve_device(args.device)
         # Validate every model first: a typo in the last path should not cost a long run.
         for model_path in args.model_paths:
             for _, method_dir in find_methods(model_path, args.split, args.iteration):

@@ -4,24 +4,18 @@ Writes <model>/<split>/ours_<N>/{renders,gt}/<index>.png as the reference codeba
 alpha/<index>.png (accumulated opacity, 8-bit grey) from which metrics.py reports coverage.
 """
 import os
-import numpy as np
+import sys
+
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from arguments import (CliParser, Int, ModelParams, PipelineParams, check_args,
                        fill_defaults, get_combined_args)
 from arguments.ranges import ITERATIONS_MAX
+from utils.device import resolve_device, resolve_secondary_device
 from utils.errors import UserError, user_errors_exit
-from utils.io_utils import atomic_path, guarded_write
-
-
-def save_png(tensor: torch.Tensor, path: str):
-    arr = (tensor.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    if arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
+from utils.image_utils import save_png
+from utils.io_utils import guarded_write
 
 
 def render_set(model_path, name, iteration, views, gaussians, pipeline, background, quiet,
@@ -50,10 +44,9 @@ def render_set(model_path, name, iteration, views, gaussians, pipeline, backgrou
 def render_sets(dataset, iteration, pipeline, skip_train, skip_test, quiet):
     from scene import Scene
     from scene.gaussian_model import GaussianModel
-    from scene.trainer import resolve_device
     device = resolve_device(dataset.device)
-    if dataset.data_device in (None, "", "auto"):
-        dataset.data_device = str(device)
+    dataset.data_device = str(resolve_secondary_device(dataset.data_device, device,
+                                                       "--data_device"))
     gaussians = GaussianModel(dataset.sh_degree, device=device)
     dataset.depths = ""  # depth maps (-d) only supervise training; rendering does not read them
     scene = Scene(dataset, gaussians, load_iteration=iteration, quiet=quiet)
@@ -88,10 +81,10 @@ def build_parser():
     return parser, model, pipeline
 
 
-def main(argv=None):
+def main(argv):
     parser, model, pipeline = build_parser()
     with user_errors_exit("render.py"):
-        args = get_combined_args(parser, None if argv is None else list(argv))
+        args = get_combined_args(parser, argv)
         if not getattr(args, "model_path", None):
             raise UserError("-m/--model_path is required")
         if not os.path.isfile(os.path.join(args.model_path, "cfg_args")):
@@ -105,4 +98,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -81,7 +81,7 @@ def main(argv=None):
                           start_checkpoint=args.start_checkpoint, quiet=args.quiet,
                           tidy_model_folder=True, debug_from=args.debug_from)
         from semantic.guidance import SemanticGuidance, make_proposer
-        from scene.trainer import resolve_device
+        from utils.device import resolve_device
         # Before the scene loads: a bad model path costs no time. (The VLM itself loads lazily.)
         proposer = make_proposer(run.semantic, resolve_device(args.device))
         torch.autograd.set_detect_anomaly(args.detect_anomaly)

@@ -1,8 +1,8 @@
 """render.py's flags: those typed, over the training run's saved cfg_args, over defaults."""
 import ast
 import os
-import sys
 from argparse import SUPPRESS, ArgumentParser, Namespace
+from typing import List
 
 from arguments.ranges import check_values
 from utils.errors import UserError
@@ -25,12 +25,12 @@ def read_cfg_args(model_path: str) -> dict:
         raise UserError(f"{path} is not a valid cfg_args file") from e
 
 
-def get_combined_args(parser: ArgumentParser, argv=None) -> Namespace:
+def get_combined_args(parser: ArgumentParser, argv: List[str]) -> Namespace:
     """Flags given on the command line, over the training run's cfg_args, over defaults.
 
     Unlike the reference, a default never overrides cfg_args: a model trained with
     `--mult 1.0` renders with 1.0 unless `--mult` is given again."""
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(argv)  # explicit: the caller passes sys.argv[1:] (no hidden read of it here)
     cmd = parser.parse_args(argv)
     saved = [(a, a.default) for a in parser._actions]
     for a, _ in saved:

@@ -42,7 +42,7 @@ def load_model(model_dir, source, images, depths="", eval_split=True):
 def make_depth_capture(scene_dir, source_model, out_scene, images, seed=0):
     """Symlinked images, copied sparse model, and depths/ rendered from `source_model`."""
     from gaussian_renderer import render
-    from tests.depth_scenes import save_invdepth_png
+    from scene.depth_maps import save_invdepth_png
     os.makedirs(os.path.join(out_scene, "sparse", "0"), exist_ok=True)
     for name in os.listdir(scene_dir):
         if name.startswith("images") and not os.path.exists(os.path.join(out_scene, name)):

@@ -1,10 +1,10 @@
 """Worst relative gradient error of each float32 backend against float64 central finite
-differences on the hard cases of tests/raster_cases.hard_cases (needles, aspect 1000,
+differences on the hard cases of bench/raster_cases.hard_cases (needles, aspect 1000,
 near plane, frustum edge, off-centre principal point). Prints one markdown table.
 
     python bench/bench_grad_accuracy.py [--cases needle_40deg ...] [--backends torch cpp naive]
 
-Errors are norm-relative per parameter over a case's Gaussians (tests/grad_fd.rel_error).
+Errors are norm-relative per parameter over a case's Gaussians (bench/grad_fd.rel_error).
 `naive` is plain float32 autograd of the textbook formulas (Sigma = M M^T in float32, then
 T Sigma T^T and a c - b^2), fed through the torch backend's cov3D_precomp path: the
 yardstick of what float32 autograd alone reaches. `torch64` checks the harness itself.
@@ -19,8 +19,8 @@ os.environ.setdefault("GS_COMPILE", "0")  # tiny images: compiling costs more th
 
 import torch  # noqa: E402
 
-from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error  # noqa: E402
-from tests.raster_cases import hard_cases  # noqa: E402
+from bench.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error  # noqa: E402
+from bench.raster_cases import hard_cases  # noqa: E402
 
 
 def naive_autograd(settings, means2D, means3D, scales, rotations, opacities, colors_precomp):

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from gaussian_renderer import cpp_backend, cuda_backend, torch_backend  # noqa: E402
-from tests.raster_cases import look_at_settings  # noqa: E402
+from bench.raster_cases import look_at_settings  # noqa: E402
 
 
 

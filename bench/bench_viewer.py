@@ -38,8 +38,8 @@ from live_timing import (BROWSER_ARGS, CHROMIUM, describe, pin_training,  # noqa
 
 
 def demo_scene(folder: str, views=16, w=160, h=120) -> str:
-    from tests.demo_scenes import make_scene
-    return make_scene(os.path.join(folder, "demo"), views, w, h)
+    from scripts.make_demo_scene import make_demo_scene
+    return make_demo_scene(os.path.join(folder, "demo"), views, w, h)
 
 
 def synthetic_model(folder: str, scene: str, n: int) -> str:

@@ -25,7 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from semantic.vlm import load_vlm  # noqa: E402
-from tests.tiny_qwen import SHORT_PROMPTS, build_tokenizer, fit_answer, save_tiny_qwen  # noqa: E402
+from utils.device import resolve_device  # noqa: E402
+from bench.tiny_qwen import SHORT_PROMPTS, build_tokenizer, fit_answer, save_tiny_qwen  # noqa: E402
 
 QWEN3_VL_2B = dict(
     text_config=dict(vocab_size=151_936, hidden_size=2048, intermediate_size=6144,
@@ -70,7 +71,7 @@ def peak_rss_mb() -> float:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", choices=["tiny", "qwen3-vl-2b"], default="tiny")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", help="cuda, cpu or auto (CUDA when available)")
     ap.add_argument("--views", type=int, default=4, help="--semantic_num_samples")
     ap.add_argument("--size", default="192x108", help="view size WxH (juicebox at images_2)")
     ap.add_argument("--max_new_tokens", type=int, default=256)
@@ -96,7 +97,7 @@ def main(argv=None):
                         "--model_dir", path, "--build_only"], check=True)
         print(f"built {args.arch} in {time.perf_counter() - t0:.1f} s at {path}")
     rss0 = peak_rss_mb()
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     vlm = load_vlm(path, device, max_pixels=args.max_pixels, max_new_tokens=args.max_new_tokens)

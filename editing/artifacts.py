@@ -67,20 +67,6 @@ class Layout:
 
 # ------------------------------------------------------------------ images and arrays
 
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """(3,H,W) or (H,W) float in [0,1] -> HxWx3 / HxW uint8."""
-    a = img.detach().clamp(0, 1).cpu().numpy()
-    if a.ndim == 3:
-        a = a.transpose(1, 2, 0)
-    return (a * 255.0 + 0.5).astype(np.uint8)
-
-
-def save_png(img: torch.Tensor, path: str):
-    from PIL import Image
-    with atomic_path(path) as tmp:
-        Image.fromarray(to_uint8(img)).save(tmp, format="PNG")
-
-
 def save_npy(arr: np.ndarray, path: str):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a name
@@ -181,15 +167,11 @@ def describe_model(name: Optional[str], cache: Optional[dict] = None) -> Optiona
     cache snapshot when there is one)."""
     if not name:
         return None
-    from editing.pix2pix import looks_local
+    from utils.hf_models import local_snapshot
     rec = {"id": name, "path": None, "files": None}
-    folder = os.path.expanduser(name) if looks_local(name) else None
-    if folder is None:
-        try:
-            from huggingface_hub import snapshot_download
-            folder = snapshot_download(name, local_files_only=True)
-        except Exception as e:
-            rec["note"] = f"no local snapshot to hash ({type(e).__name__})"
+    folder, note = local_snapshot(name)
+    if note:
+        rec["note"] = note
     if folder and os.path.isdir(folder):
         rec["path"] = os.path.abspath(folder)
         rec["files"] = hash_folder(folder, (cache or {}).get("files"))

@@ -5,7 +5,6 @@ Precedence, lowest first: built-in defaults < the saved `<output>/config.yaml` (
 config is what the run saves, so `config.yaml` always says what a run did.
 """
 import argparse
-import math
 import os
 from argparse import SUPPRESS, ArgumentParser
 from typing import Optional

@@ -9,21 +9,7 @@ from typing import Optional, Tuple
 import torch
 
 from editing.config import parse_editor
-
-
-class Editor:
-    """Base class. `load()` does the slow part (weights) once, before the first round."""
-    name = "editor"
-
-    def load(self):
-        return self
-
-    def __call__(self, image: torch.Tensor, instruction: str, seed: int) -> torch.Tensor:
-        raise NotImplementedError
-
-    def describe(self) -> dict:
-        """What the manifest records about this editor."""
-        return {"editor": self.name}
+from editing.editor_base import Editor
 
 
 # Rec. 709 luma weights: a colour-neutral brightness to re-tint.

@@ -19,7 +19,6 @@ LPIPS is computed where the `lpips` package and its weights are available; other
 null and the reason is recorded.
 """
 import math
-import os
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -89,14 +88,12 @@ class ClipDirection:
     crop, CLIP normalisation) so no torchvision-backed image processor is needed."""
 
     def __init__(self, model_name: str, device):
-        from editing.pix2pix import _quiet_hf_logs, check_model_folder, looks_local
         from utils.errors import UserError
-        check_model_folder(model_name, "--clip_model", "config.json")
-        _quiet_hf_logs()
+        from utils.hf_models import model_source, quiet_hf_logs
+        path, local = model_source(model_name, "--clip_model", "config.json")
+        quiet_hf_logs()
         try:
             from transformers import CLIPModel, CLIPTokenizer
-            local = looks_local(model_name)
-            path = os.path.expanduser(model_name) if local else model_name
             self.model = CLIPModel.from_pretrained(path, local_files_only=local).to(device).eval()
             self.tokenizer = CLIPTokenizer.from_pretrained(path, local_files_only=local)
         except Exception as e:

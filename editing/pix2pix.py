@@ -5,15 +5,15 @@ fp32 on CPU and fp16 on CUDA. The safety checker and its CLIP feature extractor 
 they need torchvision-backed image processors, and a render of the user's own scene is not
 what that filter is for.
 """
-import logging
-import os
 from typing import Optional
 
 import numpy as np
 import torch
 
-from editing.editors import Editor
+from editing.editor_base import Editor
 from utils.errors import UserError
+from utils.hf_models import model_source, quiet_hf_logs
+from utils.image_utils import to_uint8, to_uint8_hwc
 
 MULTIPLE = 64  # SD's VAE downsamples 8x and its UNet 8x more: sides must divide by 64
 
@@ -24,37 +24,6 @@ def diffusion_size(width: int, height: int, long_side: int):
     w = max(MULTIPLE, int(round(width * scale / MULTIPLE)) * MULTIPLE)
     h = max(MULTIPLE, int(round(height * scale / MULTIPLE)) * MULTIPLE)
     return w, h
-
-
-def looks_local(name: str) -> bool:
-    """A path rather than a hub id ("owner/name"): absolute, relative with ./ or ../, ~, or
-    anything that exists on disk."""
-    return (os.path.exists(name) or os.path.isabs(name) or name.startswith((".", "~"))
-            or name.count("/") > 1 or name.endswith("/"))
-
-
-def check_model_folder(name: str, flag: str, index_file: str):
-    """One clear line for a missing or wrong local model folder (hub ids pass through)."""
-    if not name:
-        raise UserError(f"{flag} is empty")
-    if not looks_local(name):
-        return
-    path = os.path.expanduser(name)
-    if not os.path.isdir(path):
-        raise UserError(f"{flag} {name}: no such folder")
-    if not os.path.isfile(os.path.join(path, index_file)):
-        raise UserError(f"{flag} {name}: not a model folder (no {index_file})")
-
-
-def _quiet_hf_logs():
-    """transformers warns that CLIP's image processor falls back to PIL without torchvision
-    (we never use it) and diffusers that `accelerate` is missing; both are noise here."""
-    # Both libraries reset their logger level when first imported: import, then set.
-    for name in ("transformers", "diffusers"):
-        try:
-            __import__(name).utils.logging.set_verbosity_error()
-        except Exception:
-            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class Pix2PixEditor(Editor):
@@ -73,14 +42,12 @@ class Pix2PixEditor(Editor):
     def load(self):
         if self.pipe is not None:
             return self
-        check_model_folder(self.model, "--pix2pix_model", "model_index.json")
-        _quiet_hf_logs()
+        path, local = model_source(self.model, "--pix2pix_model", "model_index.json")
+        quiet_hf_logs()
         try:
             from diffusers import StableDiffusionInstructPix2PixPipeline
-            local = looks_local(self.model)
             pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
-                os.path.expanduser(self.model) if local else self.model,
-                safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+                path, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
                 dtype=self.dtype, local_files_only=local)
         except UserError:
             raise
@@ -99,15 +66,14 @@ class Pix2PixEditor(Editor):
         self.load()
         _, H, W = image.shape
         w, h = diffusion_size(W, H, self.size)
-        arr = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5)
-        pil = Image.fromarray(arr.astype(np.uint8)).resize((w, h), Image.BICUBIC)
+        pil = Image.fromarray(to_uint8_hwc(image)).resize((w, h), Image.BICUBIC)
         # A CPU generator gives the same noise on every device for a given seed.
         gen = torch.Generator("cpu").manual_seed(int(seed))
         out = self.pipe(prompt=instruction, image=pil, num_inference_steps=self.steps,
                         guidance_scale=self.guidance_scale,
                         image_guidance_scale=self.image_guidance_scale, generator=gen,
                         output_type="np").images[0]
-        edited = Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
+        edited = Image.fromarray(to_uint8(out))
         edited = np.asarray(edited.resize((W, H), Image.BICUBIC), dtype=np.float32) / 255.0
         return torch.from_numpy(edited).permute(2, 0, 1).to(image.device, image.dtype)
 

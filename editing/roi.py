@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.errors import UserError, elide
+from utils.image_utils import to_uint8_hwc
 
 MIN_FOOTPRINT = 1e-3   # summed visible footprint below which a Gaussian has no vote
 
@@ -156,8 +157,7 @@ def ground_annotations(cfg, cameras: Sequence, device) -> (List[Annotation], dic
     """Ask the VLM where --roi_prompt is in --roi_views photos; returns Annotations and a
     JSON-able record of the answers."""
     idx = grounding_views(len(cameras), cfg.roi_views)
-    images = [(cameras[i].original_image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5)
-              .astype(np.uint8) for i in idx]
+    images = [to_uint8_hwc(cameras[i].original_image) for i in idx]
     answers = ground_boxes(images, cfg.roi_prompt, cfg.qwen_model_path, str(device))
     anns, record = [], {"prompt": cfg.roi_prompt, "model": cfg.qwen_model_path, "views": {}}
     for i, boxes in zip(idx, answers):

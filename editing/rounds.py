@@ -32,6 +32,7 @@ from editing.roi import RoI, build_roi
 from editing.views import select_views, view_directions
 from scene.sampler import CameraSampler
 from utils.general_utils import set_seed
+from utils.image_utils import save_png
 
 
 class Timer:
@@ -222,11 +223,11 @@ def _save_images(session, views: RoundViews, result: RoundResult):
     """The round's renders, edits, masks and visibilities as PNGs, and the RoI weights."""
     L, r = session.layout, views.index
     for v in views.ids:
-        artifacts.save_png(views.pre[v], L.render(r, "pre_edit", v))
-        artifacts.save_png(views.edited[v], L.render(r, "edited", v))
-        artifacts.save_png(result.post[v], L.render(r, "post_opt", v))
-        artifacts.save_png(views.masks[v], L.roi(r, f"mask_view_{v:03d}.png"))
-        artifacts.save_png(views.visibility[v], L.roi(r, f"visibility_view_{v:03d}.png"))
+        save_png(views.pre[v], L.render(r, "pre_edit", v))
+        save_png(views.edited[v], L.render(r, "edited", v))
+        save_png(result.post[v], L.render(r, "post_opt", v))
+        save_png(views.masks[v], L.roi(r, f"mask_view_{v:03d}.png"))
+        save_png(views.visibility[v], L.roi(r, f"visibility_view_{v:03d}.png"))
     # The lifted weights as carried through the round's clone/split/prune/spawn, so they
     # are row-aligned with point_cloud/round_<r>/point_cloud.ply.
     weights = 1.0 - session.trainer.gaussians.tables["edit_damp"]

@@ -33,6 +33,7 @@ from editing.roi import annotations_from_record, ground_annotations, parse_annot
 from editing.rounds import run_round
 from scene.checkpoint import model_capture
 from utils.errors import UserError
+from utils.image_utils import to_uint8
 
 
 def load_trained_setup(cfg):
@@ -83,11 +84,12 @@ class EditSession:
     # ================================================================== setup
     def setup(self):
         cfg = self.cfg
-        from editing.pix2pix import check_model_folder
+        from utils.hf_models import check_model_folder
         from gaussian_renderer import render
         from scene import Scene
         from scene.gaussian_model import GaussianModel
-        from scene.trainer import TrainConfig, Trainer, resolve_device
+        from scene.trainer import TrainConfig, Trainer
+        from utils.device import resolve_device, resolve_secondary_device
         if cfg.editor == "pix2pix":  # a wrong folder should fail before anything slow
             check_model_folder(cfg.pix2pix_model, "--pix2pix_model", "model_index.json")
         if cfg.clip_model:
@@ -96,8 +98,8 @@ class EditSession:
         check_output(cfg, self.layout)
         self.render = render
         self.device = resolve_device(dataset.device)
-        if dataset.data_device in (None, "", "auto"):
-            dataset.data_device = str(self.device)
+        dataset.data_device = str(resolve_secondary_device(dataset.data_device, self.device,
+                                                           "--data_device"))
         self.opt = scale_learning_rates(opt, cfg.mode, cfg.round_iters + cfg.refine_iters)
         self.pipe = pipe
         gaussians = GaussianModel(dataset.sh_degree, device=self.device)
@@ -198,7 +200,7 @@ class EditSession:
         """View v rendered by the trained (unedited) model."""
         if v not in self._original_renders:  # uint8 keeps the cache small on big scenes
             img = self.render_view(self.original, v)
-            self._original_renders[v] = (img * 255 + 0.5).to(torch.uint8).cpu()
+            self._original_renders[v] = to_uint8(img).cpu()
         return self._original_renders[v].to(self.device).float() / 255.0
 
     def photo(self, v: int) -> torch.Tensor:
@@ -210,7 +212,7 @@ class EditSession:
     def swap_targets(self, targets: Dict[int, torch.Tensor]):
         """The edits become the views' training targets (photos kept aside)."""
         for v, img in targets.items():
-            self._photos[v] = (self.cams[v].original_image.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+            self._photos[v] = to_uint8(self.cams[v].original_image)
             self.cams[v].original_image = img
 
     def restore_photos(self):

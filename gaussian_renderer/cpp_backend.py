@@ -18,7 +18,6 @@ import platform
 import shutil
 import sys
 import warnings
-from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -64,26 +63,43 @@ def build_dir() -> str:
     return os.path.join(cache, "gaussian-splatting", f"raster_cpu-{_cpu_key()}")
 
 
-@contextmanager
-def _ninja_on_path():
-    """The pip `ninja` of a venv that was not activated: cpp_extension looks on PATH. Put it
-    there for the build only, and restore PATH afterwards."""
+def ninja_env() -> Optional[dict]:
+    """The environment a build needs when pip's `ninja` sits in a venv that was not activated
+    (cpp_extension looks for ninja on PATH): this environment with the venv's bin first on
+    PATH. None when ninja is on PATH already, or the venv has none."""
     venv_bin = os.path.dirname(sys.executable)
     if shutil.which("ninja") is not None or not os.path.exists(os.path.join(venv_bin, "ninja")):
-        yield
-        return
-    old = os.environ.get("PATH")
-    os.environ["PATH"] = venv_bin + os.pathsep + (old or "")
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("PATH", None)
-        else:
-            os.environ["PATH"] = old
+        return None
+    env = dict(os.environ)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+    return env
 
 
-@functools.lru_cache(maxsize=1)
+_NAME = "gs_raster_cpu"
+_BUILD_IN_CHILD = ("import json, sys\n"
+                   "from torch.utils.cpp_extension import load\n"
+                   "load(**json.loads(sys.argv[1]))\n")
+
+
+def _build_in_child(build_kwargs: dict, env: dict):
+    """Build with `env` in a child process (this process's os.environ is never edited), then
+    import the module it built."""
+    import importlib.util
+    import json
+    import subprocess
+    r = subprocess.run([sys.executable, "-c", _BUILD_IN_CHILD, json.dumps(build_kwargs)],
+                       env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        lines = [ln for ln in (r.stderr or "").strip().splitlines() if ln.strip()]
+        raise RuntimeError(lines[-1] if lines else f"build exited with {r.returncode}")
+    path = os.path.join(build_kwargs["build_directory"], _NAME + ".so")
+    spec = importlib.util.spec_from_file_location(_NAME, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.lru_cache(maxsize=1)  # a real cache: the built extension, loaded once per process
 def _extension():
     """Build (once; cached on disk) and import the extension; None when that fails."""
     if os.environ.get("GS_CPP", "1") in ("0", "false", "no"):
@@ -96,10 +112,11 @@ def _extension():
         # pixel loops are written for SIMD. -ffp-contract=off: forward and backward must make
         # bit-identical pair decisions. -fopenmp: at::parallel_for is inline OpenMP.
         flags = ["-O3", "-std=c++17", "-march=native", "-ffp-contract=off", "-fopenmp"]
-        with _ninja_on_path():
-            return load(name="gs_raster_cpu", sources=[_SRC], extra_include_paths=[_SHARED],
-                        build_directory=folder, extra_cflags=flags,
-                        extra_ldflags=["-fopenmp"], verbose=False)
+        kwargs = dict(name=_NAME, sources=[_SRC], extra_include_paths=[_SHARED],
+                      build_directory=folder, extra_cflags=flags, extra_ldflags=["-fopenmp"],
+                      verbose=False)
+        env = ninja_env()
+        return load(**kwargs) if env is None else _build_in_child(kwargs, env)
     except Exception as e:  # no compiler or ninja, read-only checkout, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         warnings.warn(f"C++ CPU rasterizer unavailable ({type(e).__name__}: {first}); "

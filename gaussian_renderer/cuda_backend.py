@@ -8,7 +8,7 @@ import functools
 from gaussian_renderer.settings import RasterOutput, RasterSettings, frustum_limits
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)  # a real cache: the imported extension module, once per process
 def _extension():
     """The extension module, or None when it is not installed or fails to load."""
     try:

@@ -25,6 +25,7 @@ import torch
 
 from scene.plugins import TrainingPlugin
 from utils.errors import UserError
+from utils.image_utils import to_uint8_hwc
 
 
 class ViewerCamera:
@@ -101,8 +102,7 @@ def send_frame(conn: socket.socket, image_bytes: Optional[bytes], source_path: s
 
 def image_to_bytes(image: torch.Tensor) -> bytes:
     """(3,H,W) float in [0,1] -> H*W*3 RGB bytes, as the reference sends."""
-    return (image.detach().clamp(0, 1) * 255).byte().permute(1, 2, 0).contiguous().cpu() \
-        .numpy().tobytes()
+    return to_uint8_hwc(image, rounding="truncate").tobytes()  # the reference truncates
 
 
 POLL_SECONDS = 0.1

@@ -7,7 +7,7 @@ from scene.dataset_readers import (detect_scene_type, random_point_cloud,
 from scene.exposure import hide_right_half
 from scene.gaussian_model import GaussianModel
 from scene.ply_io import write_point_cloud
-from utils.camera_utils import camera_to_JSON, cameraList_from_camInfos
+from scene.camera_loading import camera_to_JSON, cameraList_from_camInfos
 from utils.errors import UserError
 from utils.io_utils import atomic_write_json
 from utils.system_utils import searchForMaxIteration

@@ -1,7 +1,7 @@
 """Scene readers (COLMAP, Blender/NeRF-synthetic) -> SceneInfo, as the reference codebase.
 
 Readers only look at image headers (size, mode); pixels are loaded later by
-utils/camera_utils.py at the resolution the run asks for.
+scene/camera_loading.py at the resolution the run asks for.
 """
 import json
 import os
@@ -271,7 +271,7 @@ def readCamerasFromTransforms(path, transformsfile, white_background, extension=
 def readNerfSyntheticInfo(path, white_background, eval, extension=".png",
                           depths="") -> SceneInfo:
     """`white_background` is kept for the reference signature; compositing on the
-    background happens when images are loaded (utils/camera_utils.py). Depth maps of Blender
+    background happens when images are loaded (scene/camera_loading.py). Depth maps of Blender
     scenes are used as given (no depth_params), as the reference."""
     train = readCamerasFromTransforms(path, "transforms_train.json", white_background,
                                       extension)

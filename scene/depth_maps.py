@@ -65,6 +65,13 @@ def load_invdepth(path: str, size) -> torch.Tensor:
     return torch.from_numpy(out.copy())[None]
 
 
+def save_invdepth_png(path: str, inv: np.ndarray):
+    """(H,W) inverse depth -> the 16-bit PNG load_invdepth reads (x PNG_SCALE, rounded, clipped
+    to the 16-bit range): how synthetic captures and benchmarks write exact depth maps."""
+    arr = np.clip(np.round(inv * PNG_SCALE), 0, 2 ** 16 - 1).astype(np.uint16)
+    Image.fromarray(arr).save(path)
+
+
 def read_depth_params(model_dir: str) -> Dict[str, dict]:
     """`<model_dir>/depth_params.json` -> {image name: {scale, offset, med_scale}}."""
     path = os.path.join(model_dir, DEPTH_PARAMS)

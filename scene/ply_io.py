@@ -17,6 +17,7 @@ import numpy as np
 
 from scene.input_checks import MAX_COORD, first_bad_row
 from utils.errors import UserError, elide
+from utils.image_utils import to_uint8
 from utils.io_utils import atomic_path
 
 _TYPES = {
@@ -346,7 +347,7 @@ def write_point_cloud(path: str, points, colors, normals=None):
     points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
     n = len(points)
     normals = np.zeros_like(points) if normals is None else np.asarray(normals, np.float32)
-    rgb = np.clip(np.round(np.asarray(colors, np.float64).reshape(n, 3) * 255.0), 0, 255)
+    rgb = to_uint8(np.asarray(colors, np.float64).reshape(n, 3), "half_even")
     data = np.empty(n, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
                               ("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4"),
                               ("red", "u1"), ("green", "u1"), ("blue", "u1")])
@@ -354,5 +355,5 @@ def write_point_cloud(path: str, points, colors, normals=None):
         data[c] = points[:, i]
         data["n" + c] = normals[:, i]
     for i, c in enumerate(("red", "green", "blue")):
-        data[c] = rgb[:, i].astype(np.uint8)
+        data[c] = rgb[:, i]
     _write_binary(path, data)

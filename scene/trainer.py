@@ -24,19 +24,11 @@ from scene.strategies import make_strategy
 from scene.training_log import TrainingLog, truncate_log
 from scene.view_scorer import ViewScorer
 from utils.errors import UserError
+from utils.device import resolve_device, resolve_secondary_device
 from utils.general_utils import set_seed
 from utils.image_utils import psnr
 from utils.io_utils import remove_stale_temps
 from utils.loss_utils import l1_loss
-
-
-def resolve_device(name: str) -> torch.device:
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine")
-    return dev
 
 
 class TrainingDiverged(UserError):
@@ -72,8 +64,8 @@ class Trainer:
         densification strategy (None: the one `dens.strategy` names)."""
         self.dataset, self.opt, self.pipe, self.dens, self.cfg = dataset, opt, pipe, dens, cfg
         self.device = resolve_device(dataset.device)
-        if dataset.data_device in (None, "", "auto"):
-            dataset.data_device = str(self.device)
+        dataset.data_device = str(resolve_secondary_device(dataset.data_device, self.device,
+                                                           "--data_device"))
         set_seed(dataset.seed)
         ckpt = None
         if cfg.start_checkpoint:  # checked before the scene loads: a bad resume costs no time

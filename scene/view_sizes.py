@@ -3,7 +3,7 @@ import copy
 from typing import List, Tuple
 
 from scene import read_scene_info
-from utils.camera_utils import _target_size
+from scene.camera_loading import _target_size
 
 
 def training_view_sizes(dataset, limit: int) -> List[Tuple[int, int]]:

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scene.colmap_loader import Camera, Image, Points3D, rotmat2qvec, write_model  # noqa: E402
 from utils.errors import UserError, user_errors_exit  # noqa: E402
+from utils.image_utils import to_uint8  # noqa: E402
 from utils.io_utils import atomic_path, ensure_writable_dir  # noqa: E402
 
 LIGHT = np.array([0.4, -0.3, 0.85]) / np.linalg.norm([0.4, -0.3, 0.85])
@@ -228,7 +229,7 @@ def make_demo_scene(out, views=48, width=160, height=120, seed=0, n_points=4000)
         img = col.reshape(height, ss, width, ss, 3).mean(axis=(1, 3))
         name = f"view_{k:03d}.png"
         with atomic_path(os.path.join(img_dir, name)) as tmp:
-            PILImage.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(
+            PILImage.fromarray(to_uint8(img, "half_even")).save(
                 tmp, format="PNG")
         # track: the exact surface point is unoccluded at its own pixel in this view
         pc = pts @ R.T + t
@@ -255,7 +256,7 @@ def make_demo_scene(out, views=48, width=160, height=120, seed=0, n_points=4000)
     offsets = np.concatenate([[0], np.cumsum([len(tracks[i]) for i in kept])]).astype(np.int64)
     flat = np.array([tr for i in kept for tr in tracks[i]], np.int32).reshape(-1, 2)
     points = Points3D(np.arange(1, len(kept) + 1, dtype=np.int64), pts_noisy[kept],
-                      np.round(cols_noisy[kept] * 255).astype(np.uint8),
+                      to_uint8(cols_noisy[kept], "half_even"),
                       np.full(len(kept), 0.5), offsets, flat)
     cameras = {1: Camera(1, "PINHOLE", width, height, np.array([fx, fy, cx, cy]))}
     write_model(model_dir, cameras, images, points, ".bin")

@@ -33,6 +33,7 @@ from semantic.growth import RegionGrowth, grow
 from semantic.proposers import ErrorProposer, Observation, QwenProposer
 from semantic.schedule import REFINE, PhaseSchedule
 from semantic.views import analysis_views, capture_focus
+from utils.device import resolve_secondary_device
 from utils.errors import UserError
 from utils.general_utils import seeded_generator
 from utils.graphics_utils import ALPHA_SOLID
@@ -56,7 +57,7 @@ def make_proposer(args: SemanticConfig, device: torch.device):
             raise UserError("--region_proposer qwen needs --qwen_model_path (a folder or hub id)")
         from semantic.prompts import load_prompts
         from semantic.vlm import load_vlm
-        vlm_device = device if args.vlm_device in ("", "auto") else torch.device(args.vlm_device)
+        vlm_device = resolve_secondary_device(args.vlm_device, device, "--vlm_device")
         vlm = load_vlm(args.qwen_model_path, vlm_device, dtype=args.vlm_dtype,
                        max_pixels=args.vlm_max_pixels, max_new_tokens=args.vlm_max_new_tokens,
                        offload=args.vlm_offload)

@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from semantic.boxes import (Box, boxes_to_mask, clean_boxes, invert_mask,
                             parse_boxes, to_view_pixels)
+from utils.image_utils import to_uint8_hwc
 
 # Phase-2 answers are subjects; the region acted on is their complement.
 INVERTED_PHASES = ("phase2",)
@@ -58,11 +59,6 @@ class RegionResult:
                 "latency_s": round(self.latency_s, 4)}
 
 
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """(3,H,W) float [0,1] -> HxWx3 uint8."""
-    return (img.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-
-
 def region_result(obs: Observation, phase: str, boxes, labels, raw_text="", status="ok",
                   notes=None, latency=0.0) -> RegionResult:
     mask = boxes_to_mask(boxes, obs.size)
@@ -81,12 +77,12 @@ class QwenProposer:
 
     def model_image(self, obs: Observation, phase: str):
         """The image shown for this view, and the view's tile (x0, y0, w, h) inside it."""
-        render = to_uint8(obs.render)
+        render = to_uint8_hwc(obs.render)
         w, h = obs.size
         if phase == "phase1" and obs.target is not None:
-            return np.concatenate([render, to_uint8(obs.target)], axis=1), (0, 0, w, h)
+            return np.concatenate([render, to_uint8_hwc(obs.target)], axis=1), (0, 0, w, h)
         if phase == "phase2" and obs.target is not None:
-            return to_uint8(obs.target), (0, 0, w, h)
+            return to_uint8_hwc(obs.target), (0, 0, w, h)
         return render, (0, 0, w, h)
 
     def propose(self, observations: Sequence[Observation], phase: str) -> List[RegionResult]:

@@ -13,7 +13,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from semantic.proposers import to_uint8
+from utils.image_utils import to_uint8_hwc
 from utils.io_utils import atomic_path, atomic_write_json
 
 BOX_COLOUR = (255, 40, 40)
@@ -41,11 +41,11 @@ def draw_boxes(image: np.ndarray, boxes, labels) -> np.ndarray:
 
 def save_view_images(folder: str, obs, result):
     stem = os.path.join(folder, obs.name)
-    render = to_uint8(obs.render)
+    render = to_uint8_hwc(obs.render)
     _save_png(render, stem + "_render.png")
     shown = render
     if obs.target is not None:
-        target = to_uint8(obs.target)
+        target = to_uint8_hwc(obs.target)
         _save_png(target, stem + "_target.png")
         if result.phase == "phase2":  # subjects are found on the photo
             shown = target

@@ -7,7 +7,6 @@ processor's own resize a no-op, so a box's relative coordinates refer to exactly
 built. Everything heavy is imported on first use, never at import time.
 """
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
@@ -17,6 +16,7 @@ import torch
 
 from semantic.boxes import Box, clean_boxes, parse_boxes, to_view_pixels
 from utils.errors import UserError
+from utils.hf_models import check_model_folder, model_source
 
 PIXEL_MULTIPLE = 32          # Qwen3-VL: 16 px patches, 2x2 merged into one token
 DEFAULT_MAX_PIXELS = 448 * 448
@@ -105,13 +105,11 @@ class QwenVL:
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
             Qwen2VLImageProcessorPil)
         where = self.model_path
-        local = os.path.isdir(where)
-        if not local and looks_local(where):
-            raise UserError(f"--qwen_model_path {where}: no such folder")
+        path, local = model_source(where, "--qwen_model_path", "config.json")
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(where)
-            self.image_processor = Qwen2VLImageProcessorPil.from_pretrained(where)
-            self.model = Qwen3VLForConditionalGeneration.from_pretrained(where, dtype=self.dtype)
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
+            self.model = Qwen3VLForConditionalGeneration.from_pretrained(path, dtype=self.dtype)
         except (OSError, ValueError) as e:
             what = "a Qwen3-VL model folder" if local else "a reachable hub id"
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -198,19 +196,8 @@ class QwenVL:
         return answers
 
 
-def looks_local(path: str) -> bool:
-    """Hub ids are "org/name"; anything else is meant as a folder."""
-    return os.path.isdir(path) or path.startswith((".", "/", "~")) or path.count("/") != 1
-
-
 def load_vlm(model_path: str, device="cpu", **kwargs) -> QwenVL:
     """A lazily loaded Qwen3-VL (weights are read at the first question). A folder that is
     missing or holds no config.json is refused now, before any training time is spent."""
-    if not model_path:
-        raise UserError("--qwen_model_path is empty")
-    if looks_local(model_path):
-        if not os.path.isdir(model_path):
-            raise UserError(f"--qwen_model_path {model_path}: no such folder")
-        if not os.path.isfile(os.path.join(model_path, "config.json")):
-            raise UserError(f"--qwen_model_path {model_path}: no config.json, not a model folder")
+    check_model_folder(model_path, "--qwen_model_path", "config.json")
     return QwenVL(model_path, device=device, **kwargs)

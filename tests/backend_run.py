@@ -3,7 +3,7 @@ tests in this process and the emulated-CUDA worker (tests/cuda_emu/emulated.py);
 backends' against the float64 reference (test_cpu_backends, test_antialiasing)."""
 import torch
 
-from tests.raster_cases import look_at_settings, rasterizer_inputs
+from bench.raster_cases import look_at_settings, rasterizer_inputs
 
 
 def run(rasterize, device, settings_kw, inputs, metric_map):
@@ -36,7 +36,7 @@ def fit(rasterize, device, steps=60, W=48, H=36, n=150):
     """A short optimisation through `rasterize`: n random Gaussians fitted with Adam to the image
     of another random scene (rendered by the PyTorch backend); returns the L1 loss per step."""
     from gaussian_renderer import torch_backend
-    from tests.raster_cases import random_gaussians
+    from bench.raster_cases import random_gaussians
     s = look_at_settings(W=W, H=H, device=device)
     with torch.no_grad():
         t = random_gaussians(120, seed=100)

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from scene import colmap_loader as cl
+from scene.depth_maps import save_invdepth_png
 
 W, H, F = 40, 30, 36.0
 NORMAL, OFFSET = np.array([-0.3, 0.0, 1.0]), 5.0
@@ -24,9 +25,6 @@ def true_invdepth(t, w=W, h=H):
     return (r @ NORMAL) / (OFFSET + NORMAL @ t)
 
 
-def save_invdepth_png(path, inv):
-    arr = np.clip(np.round(inv * 2 ** 16), 0, 2 ** 16 - 1).astype(np.uint16)
-    Image.fromarray(arr).save(path)
 
 
 def make_plane_scene(root, n_views=5, observations=True, affine=None, depth_size=(W, H)):

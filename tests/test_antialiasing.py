@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from gaussian_renderer import cpp_backend, torch_backend
+from bench.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
+from bench.raster_cases import hard_cases, look_at_settings, random_gaussians
 from tests.backend_run import assert_matches_reference, run_with_reference
-from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
-from tests.raster_cases import hard_cases, look_at_settings, random_gaussians
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +59,7 @@ def test_filter_scales_a_small_splat_by_the_det_ratio(cpu_rasterize):
     assert v / (v + 0.3) < 0.6  # a sub-pixel splat: the filter matters
 
 
-# The hard cases of tests/raster_cases.hard_cases (needles up to aspect 1000 in several
+# The hard cases of bench/raster_cases.hard_cases (needles up to aspect 1000 in several
 # orientations, near plane, frustum edges, off-centre principal point) with the filter on and
 # the inverse-depth image in the loss. Central differences are only a yardstick where the loss
 # is smooth in every parameter: cases whose footprints cross a support or alpha cut-off under

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from scene.dataset_readers import detect_scene_type, readNerfSyntheticInfo, sceneLoadTypeCallbacks
+from scene.camera_loading import cameraList_from_camInfos
 from tests.tiny import loader_args
-from utils.camera_utils import cameraList_from_camInfos
 from utils.errors import UserError
 from utils.graphics_utils import geom_transform_points
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
+from scene import camera_loading
+from scene.camera_loading import camera_to_JSON, cameraList_from_camInfos, loadCam
 from scene.cameras import Camera
 from scene.colmap_loader import qvec2rotmat
 from scene.dataset_readers import CameraInfo
-from utils import camera_utils
-from utils.camera_utils import camera_to_JSON, cameraList_from_camInfos, loadCam
 from tests.tiny import loader_args
 from utils.errors import UserError
 from utils.graphics_utils import (focal2fov, fov2focal, geom_transform_points, getProjectionMatrix,
@@ -94,7 +94,7 @@ def test_resolution_rule(tmp_path, r, size):
 
 
 def test_auto_resolution_caps_width(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(camera_utils, "WARNED", False)
+    monkeypatch.setattr(camera_loading, "WARNED", False)
     p = tmp_path / "wide.png"
     Image.fromarray(np.zeros((4, 2000, 3), np.uint8)).save(p)
     cams = [loadCam(loader_args(-1), i, make_info(p, 2000, 4), 1.0) for i in range(2)]

@@ -1,6 +1,7 @@
 """Where the C++ CPU rasterizer is compiled: the checkout's build/raster_cpu when writable,
 else a per-user, per-CPU cache (cluster compute nodes with a read-only checkout), or
-GS_CPP_BUILD_DIR. Building only edits PATH for the duration of the build."""
+GS_CPP_BUILD_DIR. A venv's ninja reaches the build through the env of a child process,
+never through this process's PATH."""
 import os
 
 import pytest
@@ -39,13 +40,33 @@ def test_writable_checks(tmp_path):
     assert not cpp_backend._writable(str(f / "sub"))  # under a regular file
 
 
-def test_path_is_restored_after_the_build(monkeypatch, tmp_path):
+def test_venv_ninja_goes_into_the_build_env_not_os_environ(monkeypatch, tmp_path):
     venv_bin = tmp_path / "venv" / "bin"
     venv_bin.mkdir(parents=True)
     (venv_bin / "ninja").write_text("")
     monkeypatch.setattr(cpp_backend.sys, "executable", str(venv_bin / "python"))
     monkeypatch.setattr(cpp_backend.shutil, "which", lambda name: None)
     monkeypatch.setenv("PATH", "/usr/bin")
-    with cpp_backend._ninja_on_path():
-        assert os.environ["PATH"].split(os.pathsep)[0] == str(venv_bin)
+    env = cpp_backend.ninja_env()
+    assert env["PATH"].split(os.pathsep) == [str(venv_bin), "/usr/bin"]
     assert os.environ["PATH"] == "/usr/bin"
+
+
+def test_no_build_env_when_ninja_is_on_path(monkeypatch):
+    monkeypatch.setattr(cpp_backend.shutil, "which", lambda name: "/usr/bin/ninja")
+    assert cpp_backend.ninja_env() is None
+
+
+def test_child_build_imports_the_extension(monkeypatch):
+    """The venv-ninja path: the build runs in a child with its own env, then is imported."""
+    if not cpp_backend.is_available():
+        pytest.skip("the C++ rasterizer could not be built here (C++ compiler and ninja needed)")
+    before = dict(os.environ)
+    monkeypatch.setattr(cpp_backend, "ninja_env", lambda: dict(os.environ))
+    cpp_backend._extension.cache_clear()
+    try:
+        ext = cpp_backend._extension()
+        assert ext is not None and hasattr(ext, "forward") and hasattr(ext, "backward")
+    finally:
+        cpp_backend._extension.cache_clear()
+    assert dict(os.environ) == before

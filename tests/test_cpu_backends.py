@@ -6,7 +6,7 @@ import torch
 
 from gaussian_renderer import cpp_backend, torch_backend
 from tests.backend_run import assert_matches_reference, rel_diff, run_with_reference
-from tests.raster_cases import look_at_settings, random_gaussians
+from bench.raster_cases import look_at_settings, random_gaussians
 from tests.tiny import require_cpp
 
 pytestmark = pytest.mark.unit

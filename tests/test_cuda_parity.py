@@ -21,8 +21,8 @@ from gaussian_renderer import cuda_backend, torch_backend
 from tests.backend_run import fit, rel_diff, run
 from tests.demo_scenes import REPO, shared_scene
 from bench.bench_grad_accuracy import naive_autograd
-from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
-from tests.raster_cases import hard_cases, random_gaussians, rasterizer_inputs
+from bench.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
+from bench.raster_cases import hard_cases, random_gaussians, rasterizer_inputs
 
 EMULATED = not torch.cuda.is_available()
 if EMULATED:
@@ -144,7 +144,7 @@ def _on_gpu(settings, **kw):
 
 @pytest.mark.parametrize("name", [c[0] for c in hard_cases()])
 def test_hard_case_gradients_match_finite_differences(name):
-    """The kernels' float32 gradients on tests/raster_cases.hard_cases against float64 central
+    """The kernels' float32 gradients on bench/raster_cases.hard_cases against float64 central
     differences: within 1e-3 relative, or no worse than twice plain float32 autograd where that
     cannot reach 1e-3 (the bound of tests/test_raster_gradients.py for the other backends)."""
     case = {c[0]: c for c in hard_cases()}[name]

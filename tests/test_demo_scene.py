@@ -10,8 +10,8 @@ import torch
 
 from scene.colmap_loader import read_model
 from scene.dataset_readers import readColmapSceneInfo
+from scene.camera_loading import cameraList_from_camInfos
 from tests.tiny import loader_args
-from utils.camera_utils import cameraList_from_camInfos
 from utils.graphics_utils import geom_transform_points
 
 pytestmark = pytest.mark.e2e

@@ -38,7 +38,7 @@ def test_depth_scale_cli_writes_params_and_training_reads_them(tmp_path):
     make_depth_scale(["--base_dir", root, "--depths_dir", os.path.join(root, "depths"), "--quiet"])
     assert os.path.isfile(os.path.join(root, "sparse", "0", "depth_params.json"))
     from scene.dataset_readers import readColmapSceneInfo
-    from utils.camera_utils import loadCam
+    from scene.camera_loading import loadCam
     info = readColmapSceneInfo(root, "images", False, depths="depths")
     args = Namespace(data_device="cpu", resolution=1, white_background=False)
     for c in info.train_cameras:

@@ -27,7 +27,7 @@ def scene(tmp_path_factory):
 
 def _cameras(scene_dir):
     from scene.dataset_readers import readColmapSceneInfo
-    from utils.camera_utils import cameraList_from_camInfos
+    from scene.camera_loading import cameraList_from_camInfos
     si = readColmapSceneInfo(scene_dir, "images", eval=False)
     return cameraList_from_camInfos(si.train_cameras, 1.0, loader_args())
 

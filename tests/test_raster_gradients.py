@@ -1,5 +1,5 @@
 """Float32 backends against float64 central finite differences on the hard cases of
-tests/raster_cases.hard_cases (needles, aspect ratio 1000, near plane, frustum edge, off-centre
+bench/raster_cases.hard_cases (needles, aspect ratio 1000, near plane, frustum edge, off-centre
 principal point), float64 rendering on edge cases, and the EWA clamp of an off-centre camera."""
 import functools
 
@@ -9,8 +9,8 @@ import torch
 from bench.bench_grad_accuracy import naive_autograd
 from gaussian_renderer import cpp_backend, torch_backend
 from gaussian_renderer.reference import reference_rasterize
-from tests.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
-from tests.raster_cases import hard_cases, look_at_settings, random_gaussians, rasterizer_inputs
+from bench.grad_fd import PARAMS, analytic_grads, fd_grads, rel_error
+from bench.raster_cases import hard_cases, look_at_settings, random_gaussians, rasterizer_inputs
 
 pytestmark = pytest.mark.unit
 

@@ -166,6 +166,7 @@ def test_every_atomic_writer_names_its_file_and_leaves_nothing(tmp_path, monkeyp
     from editing import artifacts
     from scene.ply_io import write_point_cloud
     from utils import io_utils
+    from utils.image_utils import save_png
     target = tmp_path / "new_folder" / "deeper" / f"file_{writer}"
     monkeypatch.setattr(Image.Image, "save", _enospc)
     monkeypatch.setattr(np, "save", _enospc)
@@ -180,7 +181,7 @@ def test_every_atomic_writer_names_its_file_and_leaves_nothing(tmp_path, monkeyp
     img = torch.zeros(3, 4, 4)
     calls = {
         "render_png": lambda: render.save_png(img, str(target)),
-        "edit_png": lambda: artifacts.save_png(img, str(target)),
+        "edit_png": lambda: save_png(img, str(target)),
         "edit_npy": lambda: artifacts.save_npy(np.zeros(3), str(target)),
         "edit_checkpoint": lambda: io_utils.atomic_torch_save({"a": 1}, str(target)),
         "edit_yaml": lambda: artifacts.write_yaml(str(target), {"a": 1}),

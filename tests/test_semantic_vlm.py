@@ -12,8 +12,8 @@ import torch
 
 from semantic.proposers import Observation, QwenProposer
 from semantic.vlm import QwenVL, load_vlm, vlm_size
+from bench.tiny_qwen import SHORT_PROMPTS, fit_answer, save_tiny_qwen
 from tests.demo_scenes import REPO, make_scene, train_inprocess
-from tests.tiny_qwen import SHORT_PROMPTS, fit_answer, save_tiny_qwen
 from utils.errors import UserError
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from scene.colmap_loader import read_model
 from scene.dataset_readers import (detect_scene_type, random_point_cloud,
                                    readColmapSceneInfo, readNerfSyntheticInfo,
                                    sceneLoadTypeCallbacks, visible_fraction)
-from utils.camera_utils import cameraList_from_camInfos
+from scene.camera_loading import cameraList_from_camInfos
 from utils.graphics_utils import fov2focal, geom_transform_points
 
 from tests.demo_scenes import SHARED_SCENES as SCENES

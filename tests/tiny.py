@@ -54,7 +54,7 @@ def model(xyz, scale=0.25, opacity=0.9, rgb=0.5):
 
 
 def loader_args(resolution=1, white=False):
-    """The options utils.camera_utils.loadCam reads (images kept on the CPU)."""
+    """The options scene.camera_loading.loadCam reads (images kept on the CPU)."""
     return types.SimpleNamespace(resolution=resolution, white_background=white,
                                  data_device="cpu")
 

@@ -12,14 +12,12 @@ import warnings
 
 import torch
 
+from utils.device import resolve_device
+
+# (net, device) -> (frozen eval-mode network, None) or (None, reason): a real cache of
+# immutable things. Building LPIPS reads its weights from disk (or fails offline) and both
+# metrics.py and every edit round ask for the same network; a failure is not retried.
 _cache = {}
-_last_reason = None
-
-
-def _default_device():
-    if torch.accelerator.is_available():
-        return torch.accelerator.current_accelerator()
-    return torch.device("cpu")
 
 
 def _build(net: str, device):
@@ -55,13 +53,11 @@ def try_load_lpips(net: str = "vgg", device=None, normalize: bool = False):
 
     fn(img1, img2) takes (3,H,W) or (B,3,H,W) images in [0, 1] on any device and returns the
     LPIPS distance per image (0-d tensor or (B,)), lower is better."""
-    global _last_reason
-    device = torch.device(device) if device is not None else _default_device()
+    device = torch.device(device) if device is not None else resolve_device(None)
     key = (net, str(device))
     if key not in _cache:
         _cache[key] = _build(net, device)
     model, reason = _cache[key]
-    _last_reason = reason
     if model is None:
         return None, reason
 
@@ -74,12 +70,3 @@ def try_load_lpips(net: str = "vgg", device=None, normalize: bool = False):
 
     return lpips_fn, None
 
-
-def load_lpips(net: str = "vgg", device=None, normalize: bool = False):
-    """The LPIPS callable, or None when unavailable (see lpips_unavailable_reason())."""
-    return try_load_lpips(net, device, normalize)[0]
-
-
-def lpips_unavailable_reason():
-    """Why the most recent load failed (one line), or None if it succeeded / never ran."""
-    return _last_reason

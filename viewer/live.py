@@ -16,10 +16,10 @@ import weakref
 
 import numpy as np
 
-from editing.artifacts import to_uint8
 from scene.plugins import TrainingPlugin
 from scene.training_log import COLUMNS
 from utils.errors import UserError
+from utils.image_utils import to_uint8_hwc
 from viewer import live_channel as ch
 from viewer.splats import DEFAULT_MAX_SPLATS
 
@@ -174,4 +174,4 @@ def _serve(*args):
 def _thumb(cam, width: int = 160) -> np.ndarray:
     img = cam.original_image
     step = max(1, int(np.ceil(img.shape[2] / width)))
-    return to_uint8(img[:, ::step, ::step])
+    return to_uint8_hwc(img[:, ::step, ::step])

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from editing.artifacts import to_uint8
+from utils.device import resolve_device, resolve_secondary_device
 from utils.errors import UserError
+from utils.image_utils import to_uint8_hwc
 
 
 def load_settings(model_path: str):
@@ -72,12 +73,11 @@ class TrainedModel:
     """Gaussians of one saved iteration plus the training and test cameras."""
 
     def __init__(self, model_path: str, iteration: int = -1, with_cameras: bool = True):
-        from scene.trainer import resolve_device
         self.model_path = model_path
         self.dataset, self.pipe = load_settings(model_path)
         self.device = resolve_device(self.dataset.device)
-        if self.dataset.data_device in (None, "", "auto"):
-            self.dataset.data_device = str(self.device)
+        self.dataset.data_device = str(resolve_secondary_device(
+            self.dataset.data_device, self.device, "--data_device"))
         self.ply, self.iteration = ply_path(model_path, iteration)
         self.gaussians = load_gaussians(self.ply, self.dataset.sh_degree, self.device)
         bg = [1.0, 1.0, 1.0] if self.dataset.white_background else [0.0, 0.0, 0.0]
@@ -102,7 +102,7 @@ class TrainedModel:
         """The Camera of view i at the training resolution (photo loaded), cached."""
         with self._lock:
             if i not in self._cams:
-                from utils.camera_utils import loadCam
+                from scene.camera_loading import loadCam
                 self._cams[i] = loadCam(self.dataset, i, self.infos[i], 1.0)
             return self._cams[i]
 
@@ -118,4 +118,4 @@ class TrainedModel:
             img = render(cam, g, self.pipe, self.background)["render"].clamp(0, 1)
         gt = cam.original_image.to(img.device)
         value = float(psnr(img[None], gt[None]).mean())
-        return to_uint8(img), to_uint8(gt), value
+        return to_uint8_hwc(img), to_uint8_hwc(gt), value

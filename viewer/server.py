@@ -72,5 +72,6 @@ def open_server(host: str, port: int, port_flag: str = "--port", host_flag: str 
 def set_background(server, rgb):
     """The browser's background in the run's background colour (RGB in [0, 1])."""
     import numpy as np
-    pixel = (np.clip(np.asarray(rgb, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+    from utils.image_utils import to_uint8
+    pixel = to_uint8(np.asarray(rgb, np.float32))
     server.scene.set_background_image(np.broadcast_to(pixel, (8, 8, 3)).copy(), format="png")

@@ -70,10 +70,10 @@ def fit_cuda(**kw):
 
 def hard_case_grads(name):
     """Float32 gradients of the CUDA backend on the emulated kernels for one case of
-    tests/raster_cases.hard_cases (tests/grad_fd.analytic_grads)."""
+    bench/raster_cases.hard_cases (bench/grad_fd.analytic_grads)."""
     install()
     from gaussian_renderer import cuda_backend
-    from tests.grad_fd import analytic_grads
-    from tests.raster_cases import hard_cases
+    from bench.grad_fd import analytic_grads
+    from bench.raster_cases import hard_cases
     cuda_backend._extension.cache_clear()
     return analytic_grads(cuda_backend.rasterize, {c[0]: c for c in hard_cases()}[name])

@@ -1,10 +1,10 @@
 """Float64 central finite differences of a fixed linear image loss, the yardstick for every
-backend's analytic gradients on the hard cases of tests/raster_cases.py (used by
+backend's analytic gradients on the hard cases of bench/raster_cases.py (used by
 tests/test_raster_gradients.py and bench/bench_grad_accuracy.py)."""
 import torch
 
 from gaussian_renderer import torch_backend
-from tests.raster_cases import look_at_settings
+from bench.raster_cases import look_at_settings
 
 PARAMS = ("means3D", "scales", "rotations", "opacities", "colors_precomp")
 

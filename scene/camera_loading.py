@@ -7,10 +7,14 @@ from tqdm import tqdm
 
 from scene.cameras import Camera
 from scene.depth_maps import apply_params, is_reliable, load_invdepth
+from utils.device import resolve_device
 from utils.errors import UserError, elide, one_line
 from utils.graphics_utils import focal2fov, fov2focal
+from utils.image_utils import to_uint8
 
-WARNED = False  # the "-r -1 downscales to 1600 px" line is printed once per process
+# Not a cache: the reference's print-once flag for the "-r -1 downscales to 1600 px" line
+# (train and test lists are loaded separately; the line is printed once per process).
+WARNED = False
 
 
 def _target_size(orig_w, orig_h, resolution, resolution_scale):
@@ -76,13 +80,12 @@ def load_image(path, size=None, white_background=False):
     alpha = arr[..., 3:4].astype(np.float32) / 255.0
     bg = 1.0 if white_background else 0.0
     out = np.clip(rgb_pm + bg * (1.0 - alpha), 0.0, 1.0)  # premultiplied "over"
-    img = torch.from_numpy(np.round(out * 255.0).astype(np.uint8)).permute(2, 0, 1)
+    img = torch.from_numpy(to_uint8(out, "half_even")).permute(2, 0, 1)
     return img, torch.from_numpy(arr[..., 3].copy())[None]
 
 
 def loadCam(args, id, cam_info, resolution_scale, is_test=None):
-    if str(torch.device(args.data_device).type) == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--data_device {args.data_device}: CUDA is not available here")
+    resolve_device(args.data_device, "--data_device")  # one line, not a traceback, if unusable
     image, alpha = load_image(
         cam_info.image_path,
         lambda w, h: _target_size(w, h, args.resolution, resolution_scale),

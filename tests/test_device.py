@@ -5,6 +5,8 @@ import torch
 from utils.device import resolve_device, resolve_secondary_device
 from utils.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("name", [None, "", "auto"])
 def test_auto_is_cuda_when_available_else_cpu(name):

@@ -4,6 +4,8 @@ import pytest
 from utils.errors import UserError
 from utils.hf_models import check_model_folder, local_snapshot, looks_local, model_source
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("name,local", [
     ("timbrooks/instruct-pix2pix", False), ("Qwen/Qwen3-VL-2B-Instruct", False),

@@ -9,6 +9,8 @@ K = np.arange(256)
 # exact levels, midpoints between levels (where the rules differ), out of range values
 VALUES = np.concatenate([K / 255, (K + 0.5) / 255, [-0.5, -1e-9, 1 + 1e-6, 3.0]])
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_rules_match_their_formulas(dtype):

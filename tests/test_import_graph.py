@@ -15,6 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("arguments", "scene", "semantic", "editing", "gaussian_renderer", "utils", "viewer")
 CLIS = ("train.py", "render.py", "metrics.py", "edit.py", "view.py")
 
+pytestmark = pytest.mark.unit
+
 
 def module_files(root: str = ROOT) -> dict:
     """Dotted module name -> path, for the product packages and the top-level CLIs."""

@@ -81,16 +81,17 @@ def test_training_half_of_a_test_view_hides_its_right_half():
 
 def _gain_scene(base):
     """The demo capture with a random gain in [0.6, 1.4] per photo (a camera's auto
-    exposure), the same for every run."""
+    exposure), the same for every run. Returns the scene and the gains by image name."""
     scene = make_scene(base / "demo", views=16, width=48, height=36)
     rng = np.random.default_rng(0)
     folder = os.path.join(scene, "images")
+    gains = {}
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
         img = np.asarray(Image.open(path), dtype=np.float32)
-        Image.fromarray(np.clip(img * rng.uniform(0.6, 1.4), 0, 255).round().astype(np.uint8)) \
-            .save(path)
-    return scene
+        gains[os.path.splitext(name)[0]] = gain = rng.uniform(0.6, 1.4)
+        Image.fromarray(np.clip(img * gain, 0, 255).round().astype(np.uint8)).save(path)
+    return scene, gains
 
 
 def _train_and_score(scene, model, extra):
@@ -115,8 +116,12 @@ def _train_and_score(scene, model, extra):
 
 
 @pytest.mark.e2e
-def test_exposure_compensation_beats_plain_training_by_2db_on_gained_photos(tmp_path):
-    scene = _gain_scene(tmp_path)
+def test_exposure_compensation_recovers_the_gains_and_beats_plain_training(tmp_path):
+    """The fitted exposures follow each photo's gain (correlation 0.984-0.988 over 8 runs of
+    seeds 0-3, before and after issue 20), and the right-half test PSNR rises: by 1.5 dB at
+    seed 0 here; over seeds 0-3 the gain ranged 0.6-2.5 dB (300 iterations on a tiny scene
+    are noisy), so the PSNR bound is the loose one."""
+    scene, gains = _gain_scene(tmp_path)
     plain, _ = _train_and_score(scene, str(tmp_path / "plain"), [])
     # The reference's exposure rates (0.01 -> 0.001) are set for 30k iterations; in 300 each
     # image is visited ~17 times, so the rates are scaled up (with them: +1.6 dB, not +2).
@@ -124,7 +129,12 @@ def test_exposure_compensation_beats_plain_training_by_2db_on_gained_photos(tmp_
                                    ["--train_test_exp", "--exposure_lr_init", "0.05",
                                     "--exposure_lr_final", "0.005"])
     print(f"test PSNR (right halves): plain {plain:.2f} dB, --train_test_exp {exp:.2f} dB")
-    assert exp >= plain + 2.0, (plain, exp)
+    assert exp >= plain + 1.0, (plain, exp)
+    with open(os.path.join(tmp_path, "exp", "exposure.json")) as f:
+        fitted = json.load(f)
+    names = sorted(gains)
+    scale = [np.trace(np.asarray(fitted[n])[:, :3]) / 3 for n in names]
+    assert np.corrcoef(scale, [gains[n] for n in names])[0, 1] > 0.95
     gt = Image.open(os.path.join(folder, "gt", "00000.png"))
     assert gt.size == (24, 36)  # render.py wrote right halves
     r = subprocess.run([sys.executable, "metrics.py", "-m", str(tmp_path / "exp")], cwd=REPO,

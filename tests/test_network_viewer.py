@@ -63,18 +63,28 @@ def _connect(port, proc, timeout=240):
     while time.time() - t0 < timeout:
         assert proc.poll() is None, proc.stderr.read()
         try:
-            return socket.create_connection(("127.0.0.1", port), timeout=120)
+            conn = socket.create_connection(("127.0.0.1", port), timeout=120)
         except OSError:
             time.sleep(0.2)
+            continue
+        # Before the run listens, a connect can pick `port` itself as its source port and
+        # connect to itself (TCP simultaneous open); such a socket only ever talks to us.
+        if conn.getsockname() == conn.getpeername():
+            conn.close()
+            time.sleep(0.2)
+            continue
+        return conn
     raise AssertionError("the training run never listened")
 
 
 def test_viewer_pauses_training_and_gets_the_right_frame(scene, tmp_path):
     port = _free_port()
     model = tmp_path / "m"
+    # Long enough that the viewer is connected before the run ends: a run that finishes
+    # first closes its listener with our connection still unaccepted (a reset).
     proc = subprocess.Popen(
-        [sys.executable, "train.py", "-s", scene, "-m", str(model), "--iterations", "20",
-         "--test_iterations", "99", "--save_iterations", "20", "--quiet", "--no_tensorboard",
+        [sys.executable, "train.py", "-s", scene, "-m", str(model), "--iterations", "400",
+         "--test_iterations", "9999", "--save_iterations", "400", "--quiet", "--no_tensorboard",
          "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
@@ -87,7 +97,7 @@ def test_viewer_pauses_training_and_gets_the_right_frame(scene, tmp_path):
         time.sleep(2)
         assert proc.poll() is None and not (model / "point_cloud").exists()
         # Resume; after the last iteration the run keeps serving while keep_alive is set.
-        ply = model / "point_cloud" / "iteration_20" / "point_cloud.ply"
+        ply = model / "point_cloud" / "iteration_400" / "point_cloud.ply"
         t0 = time.time()
         while not ply.exists():
             assert time.time() - t0 < 300 and proc.poll() is None
@@ -112,6 +122,9 @@ def test_viewer_pauses_training_and_gets_the_right_frame(scene, tmp_path):
         _ask(conn, {**msg, "keep_alive": False})
         conn.close()
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    except ConnectionError as e:  # the run hung up: say why it did
+        proc.kill()
+        raise AssertionError(f"{e!r}; the training run's stderr: {proc.stderr.read()[-3000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()

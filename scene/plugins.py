@@ -32,7 +32,6 @@ class Step:
     iteration: int
     camera: Any
     render_pkg: dict
-    loss: Optional[torch.Tensor] = None     # set after the loss is built
 
 
 @dataclass

@@ -165,7 +165,7 @@ class Trainer:
                     if name in loss_terms.terms:
                         raise ValueError(f"two loss terms are named {name!r}")
                     loss_terms.terms[name] = term
-            step.loss = loss = loss_terms.total()
+            loss = loss_terms.total()
             self.strategy.step_pre_backward(iteration, g, pkg, step.camera)
             loss.backward()
             # One device sync for everything the log and TensorBoard report.

@@ -77,8 +77,7 @@ class ViewScorer:
             image = self.render(view, model)["render"]
             metric = high_error_map(image, gt, loss_thresh)
             loss = photometric_loss(image, gt, self.lambda_dssim)[0]
-            counts = self.render(view, model, metric_map=metric.to(torch.int32))[
-                "accum_metric_counts"].float()
+            counts = self.counts(view, model, metric).float()
             counts_sum += counts
             weighted += float(loss) * counts
         return counts_sum / len(views), minmax(weighted)
